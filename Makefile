@@ -1,0 +1,41 @@
+# Every target sets up what it needs; the stamp makes a second run skip the install.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.dqnkit-installed
+ARGS ?=
+
+.PHONY: install train test test-fast lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# --no-deps: the lock is complete, and DI-engine's setuptools<=66.1.1 pin would otherwise block torch 2.13.
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/dqn-train --config configs/lunarlander.py $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests scripts configs
+	$(BIN)/ruff format --check src tests scripts configs
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests scripts configs
+	$(BIN)/ruff format src tests scripts configs
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_train.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

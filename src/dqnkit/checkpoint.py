@@ -1,0 +1,166 @@
+"""The one checkpoint format: what a dqnkit checkpoint holds, how it is written and how it is read.
+
+A checkpoint is DI-engine's policy state dict ('model', 'target_model', 'optimizer') plus what resuming and
+exporting need. It contains only tensors and plain Python values, so `torch.load(weights_only=True)` reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from dqnkit import __version__
+from dqnkit.errors import UserError
+
+FORMAT = "dqnkit-checkpoint"
+FORMAT_VERSION = 1
+# Order in which a run folder's checkpoints are preferred when the user names only the folder.
+BEST_FIRST = ("best.pth.tar", "final.pth.tar", "latest.pth.tar")
+NEWEST_FIRST = ("final.pth.tar", "latest.pth.tar", "best.pth.tar")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def versions() -> dict[str, str]:
+    out = {"dqnkit": __version__}
+    for dist, key in (("DI-engine", "ding"), ("torch", "torch")):
+        try:
+            out[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[key] = "unknown"
+    return out
+
+
+def build_checkpoint(
+    policy_state: dict[str, Any],
+    *,
+    env_step: int,
+    train_iter: int,
+    config: dict[str, Any],
+    last_eval: dict[str, float] | None,
+    best_eval: float | None,
+    last_eval_iter: int,
+    wall_seconds: float,
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": policy_state["model"],
+        "target_model": policy_state["target_model"],
+        "optimizer": policy_state["optimizer"],
+        "env_step": int(env_step),
+        "train_iter": int(train_iter),
+        "last_eval_iter": int(last_eval_iter),
+        "wall_seconds": float(wall_seconds),
+        "config": config,
+        "last_eval": last_eval,
+        "best_eval": best_eval,
+        "versions": versions(),
+    }
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    """Write through a temporary file in the same folder, fsync it, then rename: never a truncated `path`."""
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; final files get the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:
+    import torch
+
+    atomic_write(path, lambda f: torch.save(checkpoint, f))
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load any checkpoint safely (weights_only=True); every failure becomes a one-line UserError."""
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise UserError(f"{path} is not a file")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is empty, not a checkpoint")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise UserError(
+                f"{path} refused: loading it would run arbitrary code (only weights_only checkpoints are loaded)"
+            ) from e
+        raise UserError(f"{path} is not a valid checkpoint ({first})") from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not a valid checkpoint (truncated, corrupted or another file type)") from e
+    except Exception as e:  # torch raises many types for garbage input; none of them is the user's bug
+        raise UserError(f"{path} is not a valid checkpoint ({type(e).__name__})") from e
+    if not isinstance(obj, dict):
+        raise UserError(f"{path} is not a checkpoint: it holds a {type(obj).__name__}, not a dict")
+    return obj
+
+
+def is_dqnkit_checkpoint(obj: dict[str, Any]) -> bool:
+    return obj.get("format") == FORMAT
+
+
+def model_state(obj: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The network weights of a dqnkit or plain DI-engine checkpoint."""
+    state = obj.get("model")
+    if not isinstance(state, dict) or not state:
+        raise UserError(f"{path} holds no 'model' weights: not a DI-engine or dqnkit checkpoint")
+    return state
+
+
+def find_checkpoint(run_dir: Path, order: tuple[str, ...] = BEST_FIRST) -> Path:
+    if not run_dir.is_dir():
+        raise UserError(f"run folder not found: {run_dir}")
+    for name in order:
+        candidate = run_dir / name
+        if candidate.is_file():
+            return candidate
+    raise UserError(f"run folder {run_dir} holds no checkpoint ({', '.join(order)})")
+
+
+def resolve_checkpoint(path: str | Path, order: tuple[str, ...] = BEST_FIRST) -> Path:
+    """A checkpoint file as given, or the preferred checkpoint of a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        return find_checkpoint(path, order)
+    if not path.exists():
+        raise UserError(f"no such file or folder: {path}")
+    return path
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,5 @@
+"""placeholder until implemented."""
+
+
+def main() -> None:
+    raise SystemExit("not implemented yet")

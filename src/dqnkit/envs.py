@@ -1,0 +1,90 @@
+"""Environment ids: which library owns them (gym 0.25 or Gymnasium 1.x) and how to build them."""
+
+from __future__ import annotations
+
+import difflib
+from functools import lru_cache
+from typing import Any, Literal
+
+from dqnkit.errors import UserError
+from dqnkit.quiet import quiet_output, silence_warnings
+
+Backend = Literal["gym", "gymnasium"]
+
+
+@lru_cache(maxsize=1)
+def _registries() -> tuple[frozenset[str], frozenset[str]]:
+    silence_warnings()
+    with quiet_output():  # gym prints an "unmaintained" banner on import
+        import gym
+        import gymnasium
+    return frozenset(gym.envs.registry.keys()), frozenset(gymnasium.envs.registry.keys())
+
+
+def env_backend(env_id: str) -> Backend:
+    """gym first (DI-engine's native API), Gymnasium for ids only it has (e.g. LunarLander-v3)."""
+    gym_ids, gymnasium_ids = _registries()
+    if env_id in gym_ids:
+        return "gym"
+    if env_id in gymnasium_ids:
+        return "gymnasium"
+    close = difflib.get_close_matches(env_id, sorted(gym_ids | gymnasium_ids), n=3)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise UserError(f"unknown environment id {env_id!r} (not registered in gym or gymnasium){hint}")
+
+
+def make_raw_env(env_id: str, render_mode: str | None = None) -> Any:
+    """A plain gym/gymnasium env (no DI-engine), used by evaluation and export rollouts."""
+    backend = env_backend(env_id)
+    silence_warnings()
+    if backend == "gym":
+        import gym
+
+        # gym 0.25's default wrappers print deprecation noise on every make.
+        with quiet_output():
+            return gym.make(env_id, render_mode=render_mode, new_step_api=True)
+    import gymnasium
+
+    return gymnasium.make(env_id, render_mode=render_mode)
+
+
+def make_ding_env(env_id: str) -> Any:
+    """A DI-engine env: DingEnvWrapper around gym or Gymnasium (it detects which). Picklable via partial."""
+    backend = env_backend(env_id)
+    silence_warnings()
+    from easydict import EasyDict
+
+    from dqnkit.quiet import mute_ding_logging
+
+    with quiet_output():
+        from ding.envs import DingEnvWrapper
+
+        if backend == "gym":
+            import gym
+
+            raw = gym.make(env_id)
+        else:
+            import gymnasium
+
+            raw = gymnasium.make(env_id)
+    mute_ding_logging()
+    return DingEnvWrapper(raw, cfg=EasyDict({"env_id": env_id}))
+
+
+def env_facts(env_id: str) -> dict[str, Any]:
+    """What reports and exports need to know about an env: obs shape, actions, threshold, fps."""
+    env = make_raw_env(env_id)
+    try:
+        spec = env.spec
+        facts = {
+            "env_id": env_id,
+            "obs_shape": list(env.observation_space.shape),
+            "action_count": int(env.action_space.n),
+            "reward_threshold": spec.reward_threshold if spec is not None else None,
+            "render_fps": int(env.metadata.get("render_fps") or 30),
+            "obs_low": [float(x) for x in env.observation_space.low.reshape(-1)],
+            "obs_high": [float(x) for x in env.observation_space.high.reshape(-1)],
+        }
+    finally:
+        env.close()
+    return facts

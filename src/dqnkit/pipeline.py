@@ -1,0 +1,532 @@
+"""Training: a DI-engine config run through DI-engine's own middleware pipeline, with dqnkit's run folder.
+
+Order of middleware (as in DI-engine's dizoo LunarLander example): interaction_evaluator, eps_greedy_handler,
+StepCollector, nstep_reward_enhancer, data_pusher, OffPolicyLearner, online_logger, then dqnkit's RunRecorder
+(checkpoints, metrics.csv, progress) in place of CkptSaver, then termination_checker.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dqnkit import checkpoint as ckpt
+from dqnkit.config import (
+    apply_overrides,
+    compile_dqn_config,
+    load_config_file,
+    parse_override,
+    to_plain,
+)
+from dqnkit.envs import env_backend, env_facts, make_ding_env
+from dqnkit.errors import UserError
+from dqnkit.plotting import METRICS_FIELDS, plot_runs
+from dqnkit.progress import ProgressLine, format_duration
+
+RUN_CONFIG = "run_config.yaml"  # main_config + create_config as given (after --set): what --resume reloads
+
+
+class Interrupted(Exception):
+    """Raised from a signal handler so that training unwinds through the normal stop path."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass
+class TrainOptions:
+    config: str | None = None
+    seed: int | None = None
+    exp_name: str | None = None
+    runs_dir: str = "runs"
+    device: str = "auto"
+    max_env_steps: int | None = None
+    max_train_iters: int | None = None
+    stop_value: float | None = None
+    env_manager: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    resume: str | None = None
+    quiet: bool = False
+    command: str = ""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    stop_reason: str
+    summary: dict[str, Any]
+
+    @property
+    def exit_code(self) -> int:
+        if self.stop_reason == "interrupted":
+            return 128 + int(self.summary.get("signal", signal.SIGINT))
+        return 0
+
+
+@dataclass
+class RunPlan:
+    cfg: Any  # compiled EasyDict
+    main: dict[str, Any]
+    create: dict[str, Any]
+    run_dir: Path
+    resume_from: Path | None
+    resume_state: dict[str, Any] | None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Planning: everything that can fail on user input fails here, before anything is written.
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _cli_overrides(options: TrainOptions) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = [parse_override(text) for text in options.overrides]
+    if options.stop_value is not None:
+        out.append(("env.stop_value", float(options.stop_value)))
+    if options.max_env_steps is not None:
+        out.append(("dqnkit.max_env_steps", int(options.max_env_steps)))
+    if options.max_train_iters is not None:
+        out.append(("dqnkit.max_train_iters", int(options.max_train_iters)))
+    if options.env_manager is not None:
+        out.append(("env.manager.type", options.env_manager))
+    if options.device == "cuda" and not _cuda_available():
+        raise UserError("--device cuda: CUDA is not available on this machine (use --device cpu or auto)")
+    if options.device != "auto" or options.resume is None:
+        use_cuda = options.device == "cuda" or (options.device == "auto" and _cuda_available())
+        out.append(("policy.cuda", use_cuda))
+    return out
+
+
+def _resume_source(target: str) -> tuple[Path, Path]:
+    """(run_dir, checkpoint): a run folder resumes from its most advanced checkpoint."""
+    path = Path(target)
+    if path.is_dir():
+        candidates = [path / name for name in ckpt.NEWEST_FIRST if (path / name).is_file()]
+        if not candidates:
+            raise UserError(f"--resume {path}: the folder holds no checkpoint to resume from")
+        best = max(candidates, key=lambda p: ckpt.load_checkpoint(p).get("train_iter", -1))
+        return path, best
+    if not path.is_file():
+        raise UserError(f"--resume {path}: no such run folder or checkpoint")
+    return path.parent, path
+
+
+def _writable_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".dqnkit-write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"runs dir {directory} is not writable ({e.strerror or e}); pick another --runs-dir") from e
+
+
+def _new_run_dir(runs_dir: Path, exp_name: str | None, default_name: str) -> Path:
+    if exp_name is not None:
+        if not exp_name or Path(exp_name).name != exp_name:
+            raise UserError(f"--exp-name {exp_name!r} must be a plain folder name")
+        run_dir = runs_dir / exp_name
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise UserError(
+                f"run folder {run_dir} already exists; choose another --exp-name or continue it with --resume {run_dir}"
+            )
+        return run_dir
+    run_dir = runs_dir / default_name
+    n = 2
+    while run_dir.exists():
+        run_dir = runs_dir / f"{default_name}_{n}"
+        n += 1
+    return run_dir
+
+
+def plan_run(options: TrainOptions) -> RunPlan:
+    resume_state = None
+    resume_from = None
+    if options.resume is not None:
+        run_dir, resume_from = _resume_source(options.resume)
+        resume_state = ckpt.load_checkpoint(resume_from)
+        if not ckpt.is_dqnkit_checkpoint(resume_state):
+            raise UserError(f"--resume {resume_from}: not a dqnkit checkpoint (no counters or config to resume)")
+        if options.config is not None:
+            main, create = load_config_file(options.config)
+        elif (run_dir / RUN_CONFIG).is_file():
+            main, create = load_config_file(run_dir / RUN_CONFIG)
+        else:
+            raise UserError(f"--resume {options.resume}: {run_dir / RUN_CONFIG} is missing; pass --config too")
+        seed = options.seed if options.seed is not None else int(resume_state["config"].get("seed", 0))
+    else:
+        if options.config is None:
+            raise UserError("--config is required (e.g. --config configs/cartpole.py)")
+        main, create = load_config_file(options.config)
+        seed = options.seed if options.seed is not None else 0
+        run_dir = Path()
+
+    overrides = _cli_overrides(options)
+    compiled = compile_dqn_config(main, create, seed)
+    apply_overrides(main, overrides, to_plain(compiled))
+    cfg = compile_dqn_config(main, create, seed)
+
+    env_id = cfg.env.get("env_id")
+    if not env_id:
+        raise UserError("the config sets no env.env_id (e.g. env_id='CartPole-v1')")
+    env_backend(env_id)
+    facts = env_facts(env_id)
+    model_cfg = cfg.policy.model
+    obs_shape = model_cfg.obs_shape
+    expected_obs = [int(obs_shape)] if isinstance(obs_shape, int) else [int(x) for x in obs_shape]
+    if expected_obs != facts["obs_shape"]:
+        raise UserError(
+            f"policy.model.obs_shape={model_cfg.obs_shape} does not match {env_id}'s observations {facts['obs_shape']}"
+        )
+    if int(model_cfg.action_shape) != facts["action_count"]:
+        raise UserError(
+            f"policy.model.action_shape={model_cfg.action_shape} does not match {env_id}'s {facts['action_count']} actions"
+        )
+    if cfg.env.manager.type not in ("base", "subprocess"):
+        raise UserError(f"env manager {cfg.env.manager.type!r} is not supported; use base or subprocess")
+
+    if resume_state is None:
+        runs_dir = Path(options.runs_dir)
+        _writable_dir(runs_dir)
+        default_name = f"{main.get('exp_name') or Path(options.config or 'run').stem}_seed{seed}"
+        run_dir = _new_run_dir(runs_dir, options.exp_name, default_name)
+    else:
+        _writable_dir(run_dir)
+    cfg.exp_name = str(run_dir)
+    return RunPlan(cfg, main, create, run_dir, resume_from, resume_state)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The run folder's bookkeeping middleware.
+
+
+class RunRecorder:
+    """dqnkit's checkpoint saving, in place of DI-engine's CkptSaver.
+
+    CkptSaver writes final.pth.tar only when task.finish was set by an earlier middleware (never on a step limit
+    registered after it, nor on Ctrl-C), keeps every iteration_<N>.pth.tar (139 MB per LunarLander run), writes
+    non-atomically and saves no counters or config. This recorder writes best/latest atomically with the counters,
+    keeps a bounded number of periodic files, appends metrics.csv and drives the progress line; final.pth.tar is
+    written by `finish`, which the driver calls on every kind of stop.
+    """
+
+    def __init__(self, plan: RunPlan, policy: Any, progress: ProgressLine) -> None:
+        self.plan = plan
+        self.cfg = plan.cfg
+        self.policy = policy
+        self.progress = progress
+        self.run_dir = plan.run_dir
+        self.config_plain = to_plain(plan.cfg)
+        settings = plan.cfg.dqnkit
+        self.save_freq = int(settings.save_freq)
+        self.keep_periodic = int(settings.keep_periodic)
+        state = plan.resume_state or {}
+        self.wall_offset = float(state.get("wall_seconds", 0.0))
+        self.best_eval: float | None = state.get("best_eval")
+        self.last_eval: dict[str, float] | None = state.get("last_eval")
+        self.last_save_iter = int(state.get("train_iter", 0))
+        self.last_eval_iter = int(state.get("last_eval_iter", -1))
+        self.env_step = int(state.get("env_step", 0))
+        self.train_iter = int(state.get("train_iter", 0))
+        self.loss: float | None = None
+        self.started = time.monotonic()
+        self.metrics_path = self.run_dir / "metrics.csv"
+        if not self.metrics_path.exists():
+            with open(self.metrics_path, "w", newline="") as f:
+                csv.writer(f).writerow(METRICS_FIELDS)
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.wall_offset + time.monotonic() - self.started
+
+    def _checkpoint(self) -> dict[str, Any]:
+        return ckpt.build_checkpoint(
+            self.policy.learn_mode.state_dict(),
+            env_step=self.env_step,
+            train_iter=self.train_iter,
+            config=self.config_plain,
+            last_eval=self.last_eval,
+            best_eval=self.best_eval,
+            last_eval_iter=self.last_eval_iter,
+            wall_seconds=self.wall_seconds,
+        )
+
+    def save(self, name: str) -> Path:
+        path = self.run_dir / name
+        try:
+            ckpt.save_checkpoint(self._checkpoint(), path)
+        except OSError as e:
+            raise UserError(
+                f"cannot write checkpoint {path}: {e.strerror or e}; earlier checkpoints in {self.run_dir} are intact"
+            ) from e
+        return path
+
+    def _save_periodic(self) -> None:
+        self.save("latest.pth.tar")
+        if self.keep_periodic <= 0:
+            return
+        self.save(f"iteration_{self.train_iter}.pth.tar")
+        periodic = sorted(
+            self.run_dir.glob("iteration_*.pth.tar"), key=lambda p: int(p.name.split("_")[1].split(".")[0])
+        )
+        for old in periodic[: -self.keep_periodic]:
+            old.unlink(missing_ok=True)
+
+    def _loss(self, train_output: Any) -> float | None:
+        outputs = train_output if isinstance(train_output, list) else [train_output] if train_output else []
+        losses = [float(o["total_loss"]) for o in outputs if isinstance(o, dict) and "total_loss" in o]
+        return sum(losses) / len(losses) if losses else None
+
+    def __call__(self, ctx: Any) -> None:
+        self.env_step = int(ctx.env_step)
+        self.train_iter = int(ctx.train_iter)
+        loss = self._loss(ctx.train_output)
+        if loss is not None:
+            self.loss = loss
+        evaluated = not math.isinf(ctx.eval_value)
+        if evaluated:
+            self.last_eval_iter = int(ctx.last_eval_iter)
+            self.last_eval = {
+                "mean": float(ctx.eval_value),
+                "std": float(ctx.eval_value_std),
+                "min": float(ctx.eval_value_min),
+                "max": float(ctx.eval_value_max),
+            }
+            self._append_metrics()
+            if self.best_eval is None or self.last_eval["mean"] > self.best_eval:
+                self.best_eval = self.last_eval["mean"]
+                self.save("best.pth.tar")
+        if self.train_iter - self.last_save_iter >= self.save_freq:
+            self.last_save_iter = self.train_iter
+            self._save_periodic()
+        self.progress.update(
+            self.env_step,
+            self.train_iter,
+            self.last_eval["mean"] if self.last_eval else None,
+            self.best_eval,
+            evaluated,
+        )
+
+    def _append_metrics(self) -> None:
+        assert self.last_eval is not None
+        row = [
+            self.env_step,
+            self.train_iter,
+            f"{self.wall_seconds:.3f}",
+            f"{self.last_eval['mean']:.4f}",
+            f"{self.last_eval['std']:.4f}",
+            f"{self.last_eval['min']:.4f}",
+            f"{self.last_eval['max']:.4f}",
+            "" if self.loss is None else f"{self.loss:.6f}",
+        ]
+        with open(self.metrics_path, "a", newline="") as f:
+            csv.writer(f).writerow(row)
+
+    def finish(self, stop_reason: str, signum: int | None) -> dict[str, Any]:
+        self.progress.close()
+        final = self.save("final.pth.tar")
+        stop_value = float(self.cfg.env.stop_value)
+        summary: dict[str, Any] = {
+            "stop_reason": stop_reason,
+            "env_id": self.cfg.env.env_id,
+            "seed": int(self.cfg.seed),
+            "env_steps": self.env_step,
+            "train_iters": self.train_iter,
+            "wall_seconds": round(self.wall_seconds, 3),
+            "best_eval": self.best_eval,
+            "last_eval": self.last_eval,
+            "stop_value": stop_value if math.isfinite(stop_value) else None,
+            "checkpoints": {
+                name: str(self.run_dir / f"{name}.pth.tar")
+                for name in ("best", "latest", "final")
+                if (self.run_dir / f"{name}.pth.tar").exists()
+            },
+            "final_checkpoint": str(final),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": ckpt.versions(),
+        }
+        if signum is not None:
+            summary["signal"] = signum
+        ckpt.atomic_write(
+            self.run_dir / "summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode() + b"\n")
+        )
+        if self.last_eval is not None:
+            try:
+                plot_runs([self.run_dir], self.run_dir / "curve.png", title=f"{self.cfg.env.env_id} ({self.run_dir.name})")
+            except (OSError, ValueError) as e:
+                print(f"warning: could not draw curve.png: {e}", file=sys.stderr)
+        return summary
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The DI-engine task.
+
+
+def _write_run_files(plan: RunPlan, command: str) -> None:
+    from ding.config import save_config
+
+    run_dir = plan.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    raw = {"main_config": to_plain(plan.main), "create_config": to_plain(plan.create)}
+    (run_dir / RUN_CONFIG).write_text(yaml.safe_dump(raw, sort_keys=False))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_plain(plan.cfg), sort_keys=False))
+    save_config(copy.deepcopy(plan.cfg), str(run_dir / "config.py"), save_formatted=False)
+    with open(run_dir / "command.txt", "a") as f:
+        f.write(command + "\n")
+
+
+def _env_manager(cfg: Any, count: int) -> Any:
+    from ding.envs import BaseEnvManagerV2, SubprocessEnvManagerV2
+
+    manager_cls = SubprocessEnvManagerV2 if cfg.env.manager.type == "subprocess" else BaseEnvManagerV2
+    env_fn = [partial(make_ding_env, cfg.env.env_id) for _ in range(count)]
+    return manager_cls(env_fn=env_fn, cfg=cfg.env.manager)
+
+
+@contextmanager
+def _signals_raise_interrupted() -> Iterator[None]:
+    def handler(signum: int, _frame: Any) -> None:
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _stop_reason(cfg: Any, recorder: RunRecorder) -> str:
+    limits = cfg.dqnkit
+    # interaction_evaluator finishes the task when an eval mean reaches the stop value (train_iter > 0).
+    if recorder.last_eval is not None and recorder.last_eval["mean"] >= cfg.env.stop_value and recorder.train_iter > 0:
+        return "stop_value"
+    if limits.max_env_steps is not None and recorder.env_step > limits.max_env_steps:
+        return "max_env_steps"
+    if limits.max_train_iters is not None and recorder.train_iter > limits.max_train_iters:
+        return "max_train_iters"
+    return "finished"
+
+
+def train(options: TrainOptions) -> TrainResult:
+    from dqnkit.quiet import import_ding_quietly, mute_ding_logging
+
+    import_ding_quietly()
+    plan = plan_run(options)
+    cfg = plan.cfg
+
+    import torch
+    from ding.data import DequeBuffer
+    from ding.framework import ding_init, task
+    from ding.framework.context import OnlineRLContext
+    from ding.framework.middleware import (
+        OffPolicyLearner,
+        StepCollector,
+        data_pusher,
+        eps_greedy_handler,
+        interaction_evaluator,
+        nstep_reward_enhancer,
+        online_logger,
+        termination_checker,
+    )
+    from ding.model import DQN
+    from ding.policy import DQNPolicy
+    from ding.utils import set_pkg_seed
+
+    _write_run_files(plan, options.command)
+    ding_init(cfg)
+    mute_ding_logging()
+    progress = ProgressLine(quiet=options.quiet, max_env_steps=cfg.dqnkit.max_env_steps)
+    if not options.quiet:
+        what = f"resuming {plan.run_dir} from {plan.resume_from}" if plan.resume_from else f"training into {plan.run_dir}"
+        print(f"dqnkit: {what} ({cfg.env.env_id}, seed {cfg.seed}, {'cuda' if cfg.policy.cuda else 'cpu'})", file=sys.stderr)
+        if plan.resume_from:
+            print("dqnkit: the replay buffer starts empty on resume (it is not saved in checkpoints)", file=sys.stderr)
+
+    stop_reason = "finished"
+    signum: int | None = None
+    with _signals_raise_interrupted(), task.start(async_mode=False, ctx=OnlineRLContext()):
+        collector_env = _env_manager(cfg, cfg.env.collector_env_num)
+        evaluator_env = _env_manager(cfg, cfg.env.evaluator_env_num)
+        try:
+            collector_env.seed(cfg.seed)
+            set_pkg_seed(cfg.seed, use_cuda=cfg.policy.cuda)
+            model = DQN(**cfg.policy.model)
+            buffer_ = DequeBuffer(size=cfg.policy.other.replay_buffer.replay_buffer_size)
+            policy = DQNPolicy(cfg.policy, model=model)
+            if plan.resume_state is not None:
+                state = plan.resume_state
+                try:
+                    policy.learn_mode.load_state_dict(
+                        {k: state[k] for k in ("model", "target_model", "optimizer")}
+                    )
+                except (RuntimeError, KeyError) as e:
+                    raise UserError(f"--resume {plan.resume_from}: weights do not fit the config's model ({e})") from e
+                task.ctx.env_step = int(state["env_step"])
+                task.ctx.train_iter = int(state["train_iter"])
+                task.ctx.last_eval_iter = int(state.get("last_eval_iter", -1))
+            recorder = RunRecorder(plan, policy, progress)
+
+            task.use(interaction_evaluator(cfg, policy.eval_mode, evaluator_env))
+            task.use(eps_greedy_handler(cfg))
+            task.use(StepCollector(cfg, policy.collect_mode, collector_env))
+            task.use(nstep_reward_enhancer(cfg))
+            task.use(data_pusher(cfg, buffer_))
+            task.use(OffPolicyLearner(cfg, policy.learn_mode, buffer_))
+            task.use(online_logger(train_show_freq=int(cfg.dqnkit.log_freq)))
+            task.use(recorder)
+            task.use(termination_checker(cfg.dqnkit.max_env_steps, cfg.dqnkit.max_train_iters))
+            torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+            try:
+                task.run()
+                stop_reason = _stop_reason(cfg, recorder)
+            except (KeyboardInterrupt, Interrupted) as e:
+                stop_reason = "interrupted"
+                signum = e.signum if isinstance(e, Interrupted) else int(signal.SIGINT)
+            # Late signals must not cut the final checkpoint short.
+            for s in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(s, signal.SIG_IGN)
+            summary = recorder.finish(stop_reason, signum)
+        finally:
+            collector_env.close()
+            evaluator_env.close()
+    _print_summary(summary, plan.run_dir)
+    return TrainResult(plan.run_dir, stop_reason, summary)
+
+
+def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
+    reason = {
+        "stop_value": f"reached the stop value {summary['stop_value']}",
+        "max_env_steps": "hit the env step limit",
+        "max_train_iters": "hit the train iteration limit",
+        "interrupted": "interrupted; resume with: dqn-train --resume " + shlex.quote(str(run_dir)),
+        "finished": "finished",
+    }[summary["stop_reason"]]
+    best = summary["best_eval"]
+    print(
+        f"dqnkit: {reason} after {summary['env_steps']:,} env steps, {summary['train_iters']:,} train iters, "
+        f"{format_duration(summary['wall_seconds'])}; best eval {best if best is None else f'{best:.1f}'}; "
+        f"checkpoints in {run_dir}",
+        file=sys.stderr,
+    )

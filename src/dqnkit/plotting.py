@@ -1,0 +1,108 @@
+"""Learning curves from runs' metrics.csv: eval return (mean with min-max band) against env steps and time."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from dqnkit.errors import UserError
+
+METRICS_FIELDS = (
+    "env_step",
+    "train_iter",
+    "wall_seconds",
+    "eval_mean",
+    "eval_std",
+    "eval_min",
+    "eval_max",
+    "loss",
+)
+
+
+@dataclass
+class Curve:
+    label: str
+    env_step: list[float]
+    wall_seconds: list[float]
+    mean: list[float]
+    low: list[float]
+    high: list[float]
+    stop_value: float | None
+
+
+def read_stop_value(run_dir: Path) -> float | None:
+    compiled = run_dir / "config.yaml"
+    if not compiled.is_file():
+        return None
+    data = yaml.safe_load(compiled.read_text()) or {}
+    value = data.get("env", {}).get("stop_value")
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def read_curve(run_dir: Path) -> Curve:
+    metrics = run_dir / "metrics.csv"
+    if not metrics.is_file():
+        raise UserError(f"{run_dir} has no metrics.csv: is it a dqnkit run folder?")
+    columns: dict[str, list[float]] = {k: [] for k in ("env_step", "wall_seconds", "eval_mean", "eval_min", "eval_max")}
+    try:
+        with open(metrics, newline="") as f:
+            for row in csv.DictReader(f):
+                for key, values in columns.items():
+                    values.append(float(row[key]))
+    except (KeyError, ValueError, TypeError) as e:
+        raise UserError(f"{metrics} is malformed ({e}); expected columns {', '.join(METRICS_FIELDS)}") from e
+    if not columns["env_step"]:
+        raise UserError(f"{metrics} has no evaluation rows yet")
+    return Curve(
+        label=run_dir.name,
+        env_step=columns["env_step"],
+        wall_seconds=columns["wall_seconds"],
+        mean=columns["eval_mean"],
+        low=columns["eval_min"],
+        high=columns["eval_max"],
+        stop_value=read_stop_value(run_dir),
+    )
+
+
+def plot_curves(curves: list[Curve], out: Path, *, title: str | None = None, size: tuple[int, int] = (1400, 560)) -> Path:
+    """Two panels (env steps, wall time), one line per run, min-max band, stop value dashed. Writes a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dpi = 100
+    fig, axes = plt.subplots(1, 2, figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
+    for curve in curves:
+        for ax, xs in ((axes[0], curve.env_step), (axes[1], curve.wall_seconds)):
+            (line,) = ax.plot(xs, curve.mean, marker="o", markersize=3, label=curve.label)
+            ax.fill_between(xs, curve.low, curve.high, color=line.get_color(), alpha=0.15)
+    stop_values = sorted({c.stop_value for c in curves if c.stop_value is not None})
+    for ax, xlabel in ((axes[0], "env steps"), (axes[1], "wall time (s)")):
+        for value in stop_values:
+            ax.axhline(value, color="black", linestyle="--", linewidth=1, label=f"stop value {value:g}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("eval episode return (mean, min-max band)")
+        ax.grid(alpha=0.3)
+    axes[0].set_title("Eval return vs env steps")
+    axes[1].set_title("Eval return vs wall time")
+    handles, labels = axes[0].get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    axes[0].legend(unique.values(), unique.keys(), loc="lower right", fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
+def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None) -> Path:
+    return plot_curves([read_curve(Path(d)) for d in run_dirs], out, title=title)

@@ -1,0 +1,61 @@
+"""Keep DI-engine's, gym's and treevalue's import and runtime noise out of the user's terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+
+_NOISY_LOGGERS = ("ditk", "ding", "root")
+
+
+def silence_warnings() -> None:
+    for category in (DeprecationWarning, FutureWarning, UserWarning, RuntimeWarning):
+        warnings.filterwarnings("ignore", category=category)
+    # Subprocess env workers inherit the filter through the environment.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+
+
+@contextlib.contextmanager
+def quiet_output() -> Iterator[None]:
+    """Send fd 1 and 2 to /dev/null (gym prints its banner straight to stderr); restore them on exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
+def import_ding_quietly() -> None:
+    """Import the heavy DI-engine modules once, with their banners and warnings suppressed."""
+    silence_warnings()
+    with quiet_output():
+        import ding.framework.middleware  # noqa: F401
+        import gym  # noqa: F401
+        import gymnasium  # noqa: F401
+    mute_ding_logging()
+
+
+def mute_ding_logging() -> None:
+    # ditk logs INFO tables for every evaluation; dqnkit shows its own progress line instead.
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from ditk import logging as ditk_logging
+
+        ditk_logging.getLogger().setLevel(logging.ERROR)
+    except ImportError:
+        pass
