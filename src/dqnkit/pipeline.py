@@ -108,8 +108,6 @@ def _cli_overrides(options: TrainOptions) -> list[tuple[str, Any]]:
         out.append(("dqnkit.max_env_steps", int(options.max_env_steps)))
     if options.max_train_iters is not None:
         out.append(("dqnkit.max_train_iters", int(options.max_train_iters)))
-    if options.env_manager is not None:
-        out.append(("env.manager.type", options.env_manager))
     if options.device == "cuda" and not _cuda_available():
         raise UserError("--device cuda: CUDA is not available on this machine (use --device cpu or auto)")
     if options.device != "auto" or options.resume is None:
@@ -183,6 +181,9 @@ def plan_run(options: TrainOptions) -> RunPlan:
         run_dir = Path()
 
     overrides = _cli_overrides(options)
+    if options.env_manager is not None:
+        # The manager's defaults differ by type, so the choice goes into create_config before compiling.
+        create.setdefault("env_manager", {})["type"] = options.env_manager
     compiled = compile_dqn_config(main, create, seed)
     apply_overrides(main, overrides, to_plain(compiled))
     cfg = compile_dqn_config(main, create, seed)
@@ -404,6 +405,18 @@ def _env_manager(cfg: Any, count: int) -> Any:
     return manager_cls(env_fn=env_fn, cfg=cfg.env.manager)
 
 
+def _guard_empty_train_output(logger: Any) -> Any:
+    """online_logger pops from ctx.train_output whenever it is not None, and crashes on the empty list that
+    OffPolicyLearner leaves while the buffer holds less than a batch (always the case right after a resume)."""
+
+    def _log(ctx: Any) -> Any:
+        if isinstance(ctx.train_output, list) and not ctx.train_output:
+            ctx.train_output = None
+        return logger(ctx)
+
+    return _log
+
+
 @contextmanager
 def _signals_raise_interrupted() -> Iterator[None]:
     def handler(signum: int, _frame: Any) -> None:
@@ -494,7 +507,7 @@ def train(options: TrainOptions) -> TrainResult:
             task.use(nstep_reward_enhancer(cfg))
             task.use(data_pusher(cfg, buffer_))
             task.use(OffPolicyLearner(cfg, policy.learn_mode, buffer_))
-            task.use(online_logger(train_show_freq=int(cfg.dqnkit.log_freq)))
+            task.use(_guard_empty_train_output(online_logger(train_show_freq=int(cfg.dqnkit.log_freq))))
             task.use(recorder)
             task.use(termination_checker(cfg.dqnkit.max_env_steps, cfg.dqnkit.max_train_iters))
             torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))

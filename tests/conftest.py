@@ -1,0 +1,60 @@
+"""Shared fixtures: real CLI runs in subprocesses, and one CartPole agent trained once per test session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: float = 240, env: dict[str, str] | None = None) -> Result:
+    """Run a dqnkit console script as a user would."""
+    command, *rest = args
+    full_env = {**os.environ, "SDL_VIDEODRIVER": os.environ.get("SDL_VIDEODRIVER", "dummy"), **(env or {})}
+    proc = subprocess.run(
+        [str(BIN / command), *rest],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_user_error(result: Result, *fragments: str) -> None:
+    """Exit code 2, exactly one line on stderr naming the problem, no traceback."""
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="session")
+def trained_cartpole(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CartPole run trained from the CLI to its stop value (about 15 s on 2 cores)."""
+    workdir = tmp_path_factory.mktemp("trained")
+    result = cli("dqn-train", "--config", str(CONFIGS / "cartpole.py"), "--exp-name", "cp", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    run_dir = workdir / "runs" / "cp"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["stop_reason"] == "stop_value", summary
+    return run_dir
