@@ -58,3 +58,28 @@ def trained_cartpole(tmp_path_factory: pytest.TempPathFactory) -> Path:
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["stop_reason"] == "stop_value", summary
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def exported_cartpole(trained_cartpole: Path) -> Path:
+    """model.pt, model.onnx and export.json of the trained CartPole agent."""
+    result = cli("dqn-export", "--ckpt", str(trained_cartpole))
+    assert result.returncode == 0, result.stderr
+    return trained_cartpole / "export"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory):
+    """tiny_run('lunarlander.py') -> a run folder trained for a few hundred env steps (cached per config)."""
+    cache: dict[str, Path] = {}
+
+    def make(config: str) -> Path:
+        if config not in cache:
+            workdir = tmp_path_factory.mktemp("tiny")
+            result = cli("dqn-train", "--config", str(CONFIGS / config), "--exp-name", "tiny", "--max-env-steps",
+                         "300", "--quiet", cwd=workdir)
+            assert result.returncode == 0, result.stderr
+            cache[config] = workdir / "runs" / "tiny"
+        return cache[config]
+
+    return make

@@ -97,11 +97,8 @@ def test_yaml_config_and_set_overrides_are_applied(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("config", ["lunarlander.py", "lunarlander_v3.py"])
-def test_lunarlander_configs_train_a_few_steps(tmp_path: Path, config: str) -> None:
-    result = cli("dqn-train", "--config", str(CONFIGS / config), "--exp-name", "ll", "--max-env-steps", "600",
-                 "--quiet", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    summary = json.loads((tmp_path / "runs" / "ll" / "summary.json").read_text())
+def test_lunarlander_configs_train_a_few_steps(tiny_run, config: str) -> None:
+    summary = json.loads((tiny_run(config) / "summary.json").read_text())
     assert summary["stop_reason"] == "max_env_steps"
     assert summary["env_id"] == ("LunarLander-v2" if config == "lunarlander.py" else "LunarLander-v3")
 

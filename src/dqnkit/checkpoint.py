@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -111,12 +112,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise UserError(
-                f"{path} refused: loading it would run arbitrary code (only weights_only checkpoints are loaded)"
-            ) from e
-        raise UserError(f"{path} is not a valid checkpoint ({first})") from e
+        # weights_only refuses any global or opcode outside torch's allow-list; garbage bytes can look like one.
+        match = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        detail = f"; unpickling it would call {match.group(1)}" if match else ""
+        raise UserError(
+            f"{path} refused: not a valid weights-only checkpoint (corrupted, or unsafe to unpickle{detail}); "
+            "nothing in it was run"
+        ) from e
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, UnicodeDecodeError) as e:
         raise UserError(f"{path} is not a valid checkpoint (truncated, corrupted or another file type)") from e
     except Exception as e:  # torch raises many types for garbage input; none of them is the user's bug

@@ -88,3 +88,15 @@ def env_facts(env_id: str) -> dict[str, Any]:
     finally:
         env.close()
     return facts
+
+
+def reset_env(env: Any, seed: int | None) -> Any:
+    """Observation after reset, for gym 0.25 (obs) and Gymnasium (obs, info) alike."""
+    out = env.reset(seed=seed)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def step_env(env: Any, action: int) -> tuple[Any, float, bool, dict[str, Any]]:
+    """(obs, reward, done, info) from a 5-tuple step (gym with new_step_api=True, or Gymnasium)."""
+    obs, reward, terminated, truncated, info = env.step(action)
+    return obs, float(reward), bool(terminated or truncated), info

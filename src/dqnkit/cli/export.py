@@ -1,5 +1,66 @@
-"""placeholder until implemented."""
+"""dqn-export: turn a checkpoint into standalone TorchScript and ONNX models, with a parity proof."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dqnkit.cli.common import make_parser, positive_int, run
+
+EPILOG = """\
+examples:
+  dqn-export --ckpt runs/cartpole_dqn_seed0                 # the run's best checkpoint -> runs/.../export/
+  dqn-export --ckpt runs/x/final.pth.tar --format onnx --out exported/
+  dqn-export --ckpt ding_run/ckpt/eval.pth.tar --config configs/lunarlander.py   # a plain DI-engine checkpoint
+
+Writes model.pt (TorchScript: needs only torch), model.onnx (needs only onnxruntime) and export.json. Both models
+take obs float32 [batch, obs_dim] and return q_values float32 [batch, n_actions] and action int64 [batch].
+Nothing is written unless both match the DI-engine network on 4,096 observations (exit 1 otherwise).
+"""
 
 
-def main() -> None:
-    raise SystemExit("not implemented yet")
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser("dqn-export", __doc__ or "", EPILOG)
+    p.add_argument("--ckpt", required=True, metavar="PATH", help="a checkpoint, or a run folder (its best checkpoint)")
+    p.add_argument("--format", choices=("torchscript", "onnx", "all"), default="all", help="default: all")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: <run>/export/)")
+    p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset version (default 17)")
+    p.add_argument(
+        "--config", metavar="FILE", help="the training config; needed only for plain DI-engine checkpoints"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if not 7 <= args.opset <= 21:
+        build_parser().error(f"--opset {args.opset}: supported opsets are 7 to 21")
+
+    def command() -> int:
+        from dqnkit.export import FORMATS, ParityError, export_checkpoint
+        from dqnkit.quiet import silence_warnings
+
+        silence_warnings()
+        formats = FORMATS if args.format == "all" else (args.format,)
+        try:
+            result = export_checkpoint(
+                args.ckpt,
+                formats=formats,
+                out_dir=args.out,
+                opset=args.opset,
+                config_path=args.config,
+                log=lambda line: print(line, file=sys.stderr),
+            )
+        except ParityError as e:
+            print(f"dqn-export: error: {e}", file=sys.stderr)
+            return 1
+        for path in result.files.values():
+            print(path)
+        print(result.out_dir / "export.json")
+        return 0
+
+    run("dqn-export", command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""Checkpoint -> standalone TorchScript (model.pt) and ONNX (model.onnx), proven equal to the DI-engine network.
+
+Both files take `obs` float32 [batch, obs_dim] and return `q_values` float32 [batch, n_actions] and `action` int64
+[batch]. Nothing is written under a final name until the file, loaded back from its exact bytes, passes the parity
+check against the DI-engine network on real and random observations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dqnkit import checkpoint as ckpt
+from dqnkit.envs import env_facts, make_raw_env, reset_env, step_env
+from dqnkit.network import LoadedNetwork, greedy_wrapper, load_network
+
+FORMATS = ("torchscript", "onnx")
+FILENAMES = {"torchscript": "model.pt", "onnx": "model.onnx"}
+TORCHSCRIPT_METADATA = "dqnkit_metadata.json"
+ONNX_METADATA_KEY = "dqnkit_metadata"
+PARITY_OBSERVATIONS = 4096
+RELATIVE_TOLERANCE = 1e-5
+DEFAULT_OPSET = 17
+
+
+class ParityError(Exception):
+    """An exported file does not reproduce the DI-engine network: nothing was written."""
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    files: dict[str, Path]
+    report: dict[str, Any]
+
+
+# --- metadata ---------------------------------------------------------------------------------------------------
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib_metadata.version(dist)
+    except importlib_metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_metadata(net: LoadedNetwork, facts: dict[str, Any]) -> dict[str, Any]:
+    state = net.checkpoint
+    model_cfg = net.model_config
+    return {
+        "format": "dqnkit-export/1",
+        "env_id": net.env_id,
+        "obs_shape": [net.obs_dim],
+        "action_count": net.action_count,
+        "encoder_hidden_size_list": model_cfg.get("encoder_hidden_size_list"),
+        "dueling": bool(model_cfg.get("dueling", True)),
+        "reward_threshold": facts["reward_threshold"],
+        "render_fps": facts["render_fps"],
+        "source_checkpoint": str(net.source),
+        "source_sha256": ckpt.sha256_file(net.source),
+        "env_step": state.get("env_step"),
+        "train_iter": state.get("train_iter") or state.get("last_iter"),
+        "best_eval_return": state.get("best_eval"),
+        "versions": {
+            **ckpt.versions(),
+            "onnx": _version("onnx"),
+            "onnxruntime": _version("onnxruntime"),
+        },
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "inputs": {"obs": "float32 [batch, obs_dim]"},
+        "outputs": {"q_values": "float32 [batch, n_actions]", "action": "int64 [batch]"},
+    }
+
+
+# --- building the two formats, in memory --------------------------------------------------------------------------
+
+
+def torchscript_bytes(net: LoadedNetwork, meta: dict[str, Any]) -> bytes:
+    import torch
+
+    wrapper = greedy_wrapper(net.model)
+    example = torch.zeros(2, net.obs_dim, dtype=torch.float32)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(wrapper, example)
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer, _extra_files={TORCHSCRIPT_METADATA: json.dumps(meta)})
+    return buffer.getvalue()
+
+
+def onnx_bytes(net: LoadedNetwork, meta: dict[str, Any], opset: int) -> bytes:
+    import onnx
+    import torch
+
+    wrapper = greedy_wrapper(net.model)
+    example = torch.zeros(2, net.obs_dim, dtype=torch.float32)
+    buffer = io.BytesIO()
+    batch = {0: "batch"}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # dynamo=False: torch 2.13's default exporter needs onnxscript; the TorchScript-based one does not.
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            buffer,
+            input_names=["obs"],
+            output_names=["q_values", "action"],
+            dynamic_axes={"obs": batch, "q_values": batch, "action": batch},
+            opset_version=opset,
+            dynamo=False,
+        )
+    proto = onnx.load_from_string(buffer.getvalue())
+    entries = {ONNX_METADATA_KEY: json.dumps(meta)}
+    for key in ("env_id", "obs_shape", "action_count", "source_sha256", "env_step", "train_iter", "best_eval_return"):
+        entries[key] = json.dumps(meta[key]) if not isinstance(meta[key], str) else meta[key]
+    for key, value in entries.items():
+        prop = proto.metadata_props.add()
+        prop.key, prop.value = key, value
+    proto.producer_name = "dqnkit"
+    onnx.checker.check_model(proto, full_check=True)
+    return bytes(proto.SerializeToString())
+
+
+# --- parity ------------------------------------------------------------------------------------------------------
+
+
+def parity_observations(net: LoadedNetwork, facts: dict[str, Any], count: int, seed: int = 12345) -> np.ndarray:
+    """Half states the trained policy visits in the real env (5% random actions for spread), half random points
+    within the observation bounds (unbounded axes, including CartPole's +-3.4e38, use the visited range widened by
+    its span on both sides)."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    visited: list[np.ndarray] = []
+    env = make_raw_env(net.env_id)
+    try:
+        episode = 0
+        while len(visited) < count // 2 and episode < 200:
+            obs = reset_env(env, seed + episode)
+            done = False
+            while not done and len(visited) < count // 2:
+                obs = np.asarray(obs, dtype=np.float32)
+                visited.append(obs)
+                if rng.random() < 0.05:
+                    action = int(rng.integers(net.action_count))
+                else:
+                    with torch.no_grad():
+                        action = int(net.model(torch.from_numpy(obs[None]))["logit"].argmax(-1).item())
+                obs, _, done, _ = step_env(env, action)
+            episode += 1
+    finally:
+        env.close()
+    real = np.stack(visited).astype(np.float32)
+    low = np.asarray(facts["obs_low"], dtype=np.float64)
+    high = np.asarray(facts["obs_high"], dtype=np.float64)
+    span = real.max(0) - real.min(0) + 1.0
+    bounded = np.isfinite(low) & np.isfinite(high) & (np.abs(low) < 1e4) & (np.abs(high) < 1e4)
+    low = np.where(bounded, low, real.min(0) - span)
+    high = np.where(bounded, high, real.max(0) + span)
+    random_points = rng.uniform(low, high, size=(count - len(real), real.shape[1])).astype(np.float32)
+    return np.concatenate([real, random_points])
+
+
+def _runner(fmt: str, blob: bytes) -> Any:
+    """A callable obs -> (q, action) over the exact bytes that will be written."""
+    if fmt == "torchscript":
+        import torch
+
+        module = torch.jit.load(io.BytesIO(blob))
+
+        def run_ts(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            with torch.no_grad():
+                q, a = module(torch.from_numpy(obs))
+            return q.numpy(), a.numpy()
+
+        return run_ts
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+
+    def run_onnx(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q, a = session.run(["q_values", "action"], {"obs": obs})
+        return q, a
+
+    return run_onnx
+
+
+def check_parity(fmt: str, blob: bytes, obs: np.ndarray, q_ref: np.ndarray) -> dict[str, Any]:
+    run = _runner(fmt, blob)
+    tolerance = RELATIVE_TOLERANCE * max(1.0, float(np.abs(q_ref).max()))
+    sorted_q = np.sort(q_ref, axis=1)
+    decisive = (sorted_q[:, -1] - sorted_q[:, -2]) > tolerance
+    ref_action = q_ref.argmax(1)
+    report: dict[str, Any] = {"tolerance": tolerance, "observations": len(obs), "decisive": int(decisive.sum())}
+    ok = True
+    for batch in (1, 256):
+        q_parts, a_parts = [], []
+        for start in range(0, len(obs), batch):
+            q, a = run(obs[start : start + batch])
+            q_parts.append(q)
+            a_parts.append(a)
+        q_all, a_all = np.concatenate(q_parts), np.concatenate(a_parts)
+        if q_all.dtype != np.float32 or a_all.dtype != np.int64 or q_all.shape != q_ref.shape:
+            raise ParityError(f"{fmt}: outputs have dtype/shape {q_all.dtype}{q_all.shape}, {a_all.dtype}{a_all.shape}")
+        max_diff = float(np.abs(q_all.astype(np.float64) - q_ref).max())
+        agree = a_all == ref_action
+        decisive_mismatch = int((~agree & decisive).sum())
+        report[f"batch_{batch}"] = {
+            "max_abs_q_diff": max_diff,
+            "action_agreement": float(agree.mean()),
+            "decisive_action_mismatches": decisive_mismatch,
+        }
+        ok = ok and max_diff <= tolerance and decisive_mismatch == 0
+    report["passed"] = ok
+    return report
+
+
+def reference_q(net: LoadedNetwork, obs: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return np.concatenate(
+            [net.model(torch.from_numpy(obs[i : i + 256]))["logit"].numpy() for i in range(0, len(obs), 256)]
+        ).astype(np.float64)
+
+
+# --- the command's one call ----------------------------------------------------------------------------------------
+
+
+def default_out_dir(source: Path) -> Path:
+    return source.parent / "export"
+
+
+def export_checkpoint(
+    ckpt_path: str | Path,
+    *,
+    formats: tuple[str, ...] = FORMATS,
+    out_dir: str | Path | None = None,
+    opset: int = DEFAULT_OPSET,
+    config_path: str | Path | None = None,
+    log: Any = print,
+) -> ExportResult:
+    net = load_network(ckpt_path, config_path)
+    facts = env_facts(net.env_id)
+    if facts["obs_shape"] != [net.obs_dim] or facts["action_count"] != net.action_count:
+        from dqnkit.errors import UserError
+
+        raise UserError(
+            f"the network ({net.obs_dim} obs, {net.action_count} actions) does not fit {net.env_id} "
+            f"({facts['obs_shape']} obs, {facts['action_count']} actions)"
+        )
+    out = Path(out_dir) if out_dir is not None else default_out_dir(net.source)
+    meta = build_metadata(net, facts)
+
+    blobs: dict[str, bytes] = {}
+    for fmt in formats:
+        blobs[fmt] = torchscript_bytes(net, meta) if fmt == "torchscript" else onnx_bytes(net, meta, opset)
+
+    obs = parity_observations(net, facts, PARITY_OBSERVATIONS)
+    q_ref = reference_q(net, obs)
+    parity: dict[str, Any] = {}
+    for fmt, blob in blobs.items():
+        parity[fmt] = check_parity(fmt, blob, obs, q_ref)
+        b1, b256 = parity[fmt]["batch_1"], parity[fmt]["batch_256"]
+        log(
+            f"{FILENAMES[fmt]:<10} max |dq| {max(b1['max_abs_q_diff'], b256['max_abs_q_diff']):.2e} "
+            f"(tolerance {parity[fmt]['tolerance']:.2e}) over {len(obs):,} obs at batch 1 and 256; "
+            f"greedy actions agree {min(b1['action_agreement'], b256['action_agreement']):.2%}, "
+            f"{b1['decisive_action_mismatches'] + b256['decisive_action_mismatches']} decisive mismatches"
+        )
+    failed = [fmt for fmt, r in parity.items() if not r["passed"]]
+    if failed:
+        raise ParityError(
+            f"parity check failed for {', '.join(FILENAMES[f] for f in failed)}; nothing was written to {out}"
+        )
+
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    file_info: dict[str, Any] = {}
+    for fmt, blob in blobs.items():
+        path = out / FILENAMES[fmt]
+        ckpt.atomic_write(path, lambda f, data=blob: f.write(data))
+        files[fmt] = path
+        file_info[FILENAMES[fmt]] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+    report = {**meta, "files": file_info, "parity": parity}
+    ckpt.atomic_write(out / "export.json", lambda f: f.write(json.dumps(report, indent=2).encode() + b"\n"))
+    return ExportResult(out, files, report)
