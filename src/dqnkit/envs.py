@@ -40,6 +40,8 @@ def make_raw_env(env_id: str, render_mode: str | None = None) -> Any:
     if backend == "gym":
         import gym
 
+        if render_mode == "rgb_array":
+            render_mode = "single_rgb_array"  # gym 0.25's "rgb_array" returns every frame since reset
         # gym 0.25's default wrappers print deprecation noise on every make.
         with quiet_output():
             return gym.make(env_id, render_mode=render_mode, new_step_api=True)

@@ -1,5 +1,109 @@
-"""placeholder until implemented."""
+"""dqn-eval: evaluate a run, checkpoint, model.pt or model.onnx; watch it in a window or record a video."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from dqnkit.cli.common import make_parser, non_negative_int, positive_int, run
+
+EPILOG = """\
+examples:
+  dqn-eval                                        # the newest run under runs/, 20 greedy episodes
+  dqn-eval runs/lunarlander_dqn_seed0 --episodes 100 --envs 8 --json report.json
+  dqn-eval runs/lunarlander_dqn_seed0/export/model.onnx --render     # a window at 50 fps (video without a display)
+  dqn-eval runs/cartpole_dqn_seed0 --video cartpole.mp4 --episodes 3  # .mp4 or .gif
+
+Episode i uses seed SEED+i, so a checkpoint, its model.pt and its model.onnx give the same returns.
+An ONNX evaluation needs only onnxruntime and gym (it does not import torch or DI-engine).
+"""
 
 
-def main() -> None:
-    raise SystemExit("not implemented yet")
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser("dqn-eval", __doc__ or "", EPILOG)
+    p.add_argument("model", nargs="?", help="run folder, checkpoint, model.pt or model.onnx (default: newest run)")
+    p.add_argument("--env", help="environment id (default: the one the model was trained on)")
+    p.add_argument("--episodes", type=positive_int, default=20, help="number of episodes (default 20)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="episode i uses seed SEED+i (default 0)")
+    p.add_argument("--epsilon", type=probability, default=0.0, help="random-action probability (default 0: greedy)")
+    p.add_argument("--render", action="store_true", help="watch in a window (records a video when there is no display)")
+    p.add_argument("--video", type=Path, metavar="PATH", help="record all episodes to PATH (.mp4 or .gif)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="write the report as JSON")
+    p.add_argument("--envs", type=positive_int, default=1, help="parallel envs with batched inference (not with rendering)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where to look for the newest run (default runs/)")
+    p.add_argument("--quiet", action="store_true", help="print only the summary line")
+    return p
+
+
+def format_report(report: Any) -> str:
+    stats = report.stats
+    lines = [f"{'episode':>7} {'seed':>6} {'return':>9} {'length':>7}  outcome"]
+    for e in report.episodes:
+        lines.append(f"{e.index + 1:>7} {e.seed:>6} {e.episode_return:>9.2f} {e.length:>7}  {e.outcome or '-'}")
+    lines.append(summary_line(report))
+    return "\n".join(lines)
+
+
+def summary_line(report: Any) -> str:
+    s = report.stats
+    success = (
+        f"success {s['success_rate']:.0%} (>= {report.reward_threshold:g})" if s["success_rate"] is not None else ""
+    )
+    return (
+        f"{report.env_id} {report.kind} {report.model}: {s['episodes']} episodes, return {s['mean']:.2f} ± {s['std']:.2f}"
+        f" (median {s['median']:.2f}, min {s['min']:.2f}, max {s['max']:.2f}), {success}, mean length"
+        f" {s['mean_length']:.1f}, {s['env_steps_per_second']:,.0f} env steps/s"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+
+    def command() -> int:
+        from dqnkit.errors import UserError
+        from dqnkit.evaluate import check_video_path, evaluate, newest_run
+        from dqnkit.quiet import silence_warnings
+
+        silence_warnings()
+        if args.video is not None:
+            check_video_path(args.video)
+        if args.json is not None and (not args.json.parent.is_dir() or args.json.is_dir()):
+            raise UserError(f"--json {args.json}: cannot write there (folder missing?)")
+        model = args.model
+        if model is None:
+            model = newest_run(args.runs_dir)
+            print(f"dqn-eval: evaluating {model} (the newest run under {args.runs_dir}/)", file=sys.stderr)
+        report = evaluate(
+            model,
+            env_id=args.env,
+            episodes=args.episodes,
+            seed=args.seed,
+            epsilon=args.epsilon,
+            n_envs=args.envs,
+            render=args.render,
+            video=args.video,
+            log=lambda line: print(f"dqn-eval: {line}", file=sys.stderr),
+        )
+        print(summary_line(report) if args.quiet else format_report(report))
+        if args.json is not None:
+            args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        return 0
+
+    run("dqn-eval", command)
+
+
+if __name__ == "__main__":
+    main()

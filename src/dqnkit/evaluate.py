@@ -1,0 +1,412 @@
+"""Evaluate an agent (dqnkit checkpoint, TorchScript model.pt or ONNX model.onnx) on seeded episodes.
+
+Episode i always uses env seed `seed + i` and its own epsilon RNG, so the same seeds give the same returns from
+every form of the same network, sequentially or spread over parallel envs. ONNX evaluation imports neither
+torch nor DI-engine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dqnkit import checkpoint as ckpt
+from dqnkit.envs import env_backend, make_raw_env
+from dqnkit.errors import UserError
+
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
+
+# --- agents ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Agent:
+    kind: str  # "checkpoint" | "torchscript" | "onnx"
+    path: Path
+    meta: dict[str, Any]
+    q_values: Callable[[np.ndarray], np.ndarray]  # obs float32 [B, d] -> q [B, n]
+
+    @property
+    def env_id(self) -> str:
+        return str(self.meta["env_id"])
+
+
+def _onnx_agent(path: Path) -> Agent:
+    import onnxruntime as ort
+
+    try:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # batch-1 latency: threads cost more than they give
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        raw = session.get_modelmeta().custom_metadata_map.get("dqnkit_metadata")
+    except Exception as e:  # onnxruntime raises its own exception types for bad files
+        raise UserError(f"{path} is not a valid ONNX model ({type(e).__name__})") from e
+    if raw is None:
+        raise UserError(f"{path} is an ONNX model without dqnkit metadata; export it with dqn-export")
+    meta = json.loads(raw)
+
+    def q_values(obs: np.ndarray) -> np.ndarray:
+        return session.run(["q_values"], {"obs": obs})[0]
+
+    return Agent("onnx", path, meta, q_values)
+
+
+def _torchscript_agent(path: Path) -> Agent:
+    import torch
+
+    extra = {"dqnkit_metadata.json": ""}
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        meta = json.loads(extra["dqnkit_metadata.json"])
+    except Exception as e:  # torch.jit.load raises RuntimeError and friends for non-TorchScript input
+        raise UserError(f"{path} is not a dqnkit TorchScript model ({type(e).__name__})") from e
+
+    def q_values(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.from_numpy(obs))[0].numpy()
+
+    return Agent("torchscript", path, meta, q_values)
+
+
+def _checkpoint_agent(path: Path) -> Agent:
+    import torch
+
+    from dqnkit.envs import env_facts
+    from dqnkit.network import load_network
+
+    net = load_network(path)
+    facts = env_facts(net.env_id)
+    meta = {
+        "env_id": net.env_id,
+        "obs_shape": [net.obs_dim],
+        "action_count": net.action_count,
+        "reward_threshold": facts["reward_threshold"],
+        "render_fps": facts["render_fps"],
+    }
+
+    def q_values(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return net.model(torch.from_numpy(obs))["logit"].numpy()
+
+    return Agent("checkpoint", net.source, meta, q_values)
+
+
+def newest_run(runs_dir: Path) -> Path:
+    if not runs_dir.is_dir():
+        raise UserError(f"no model given and no {runs_dir}/ folder here; pass a run folder, checkpoint or model file")
+    runs = [d for d in runs_dir.iterdir() if d.is_dir() and any((d / n).is_file() for n in ckpt.BEST_FIRST)]
+    if not runs:
+        raise UserError(f"no model given and no run with a checkpoint under {runs_dir}/")
+    return max(runs, key=lambda d: max((d / n).stat().st_mtime for n in ckpt.BEST_FIRST if (d / n).is_file()))
+
+
+def load_agent(model: str | Path) -> Agent:
+    path = Path(model)
+    if path.is_dir():
+        return _checkpoint_agent(ckpt.find_checkpoint(path))
+    if not path.exists():
+        raise UserError(f"no such model file or run folder: {path}")
+    if path.suffix == ".onnx":
+        return _onnx_agent(path)
+    if path.suffix == ".pt":
+        return _torchscript_agent(path)
+    return _checkpoint_agent(path)
+
+
+# --- episodes ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Episode:
+    index: int
+    seed: int
+    episode_return: float
+    length: int
+    outcome: str  # "landed", "crashed", "timeout" for LunarLander; "" where the env does not tell
+
+
+@dataclass
+class Report:
+    model: str
+    kind: str
+    env_id: str
+    episodes: list[Episode]
+    seed: int
+    epsilon: float
+    reward_threshold: float | None
+    wall_seconds: float
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**{k: v for k, v in asdict(self).items() if k != "episodes"}, "episodes": [asdict(e) for e in self.episodes]}
+
+
+def episode_outcome(env: Any, terminated: bool) -> str:
+    """LunarLander tells landed (lander at rest) from crashed (body contact or out of bounds); others don't."""
+    unwrapped = env.unwrapped
+    lander = getattr(unwrapped, "lander", None)
+    if lander is None:
+        return ""
+    if not terminated:
+        return "timeout"
+    return "landed" if not lander.awake and not getattr(unwrapped, "game_over", False) else "crashed"
+
+
+def summarize(episodes: list[Episode], threshold: float | None, wall_seconds: float) -> dict[str, Any]:
+    returns = [e.episode_return for e in episodes]
+    steps = sum(e.length for e in episodes)
+    return {
+        "episodes": len(episodes),
+        "mean": statistics.fmean(returns),
+        "std": statistics.pstdev(returns),
+        "median": statistics.median(returns),
+        "min": min(returns),
+        "max": max(returns),
+        "success_rate": (sum(r >= threshold for r in returns) / len(returns)) if threshold is not None else None,
+        "mean_length": steps / len(episodes),
+        "env_steps": steps,
+        "env_steps_per_second": steps / wall_seconds if wall_seconds > 0 else math.inf,
+    }
+
+
+class _Slot:
+    """One env and the episode it is playing."""
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        self.index = -1
+        self.obs: np.ndarray | None = None
+        self.total = 0.0
+        self.length = 0
+        self.rng: np.random.Generator | None = None
+
+    def start(self, index: int, seed: int) -> None:
+        out = self.env.reset(seed=seed)
+        self.obs = np.asarray(out[0] if isinstance(out, tuple) else out, dtype=np.float32)
+        self.index, self.total, self.length = index, 0.0, 0
+        self.rng = np.random.default_rng(seed)
+
+
+def run_episodes(
+    agent: Agent,
+    env_id: str,
+    *,
+    episodes: int,
+    seed: int,
+    epsilon: float,
+    n_envs: int = 1,
+    frame_sink: Any = None,
+    on_episode: Callable[[Episode], None] | None = None,
+) -> tuple[list[Episode], float]:
+    """Play `episodes` episodes; episode i uses seed+i. frame_sink (if any) gets every rgb frame (one env)."""
+    render_mode = "rgb_array" if frame_sink is not None else None
+    n_envs = 1 if frame_sink is not None else max(1, min(n_envs, episodes))
+    slots = [_Slot(make_raw_env(env_id, render_mode=render_mode)) for _ in range(n_envs)]
+    n_actions = int(agent.meta["action_count"])
+    results: list[Episode] = []
+    next_episode = 0
+    started = time.perf_counter()
+    try:
+        for slot in slots:
+            slot.start(next_episode, seed + next_episode)
+            next_episode += 1
+            if frame_sink is not None:
+                frame_sink.frame(slot.env.render(), slot.index, slot.total)
+        active = list(slots)
+        while active:
+            batch = np.stack([s.obs for s in active])  # type: ignore[misc]
+            greedy = agent.q_values(batch).argmax(axis=1)
+            still_active = []
+            for slot, action in zip(active, greedy, strict=True):
+                assert slot.rng is not None
+                if epsilon > 0 and slot.rng.random() < epsilon:
+                    action = slot.rng.integers(n_actions)
+                obs, reward, terminated, truncated, _ = slot.env.step(int(action))
+                slot.obs = np.asarray(obs, dtype=np.float32)
+                slot.total += float(reward)
+                slot.length += 1
+                if frame_sink is not None:
+                    frame_sink.frame(slot.env.render(), slot.index, slot.total)
+                if not (terminated or truncated):
+                    still_active.append(slot)
+                    continue
+                episode = Episode(slot.index, seed + slot.index, slot.total, slot.length,
+                                  episode_outcome(slot.env, bool(terminated)))
+                results.append(episode)
+                if on_episode is not None:
+                    on_episode(episode)
+                if frame_sink is not None and frame_sink.closed:
+                    continue
+                if next_episode < episodes:
+                    slot.start(next_episode, seed + next_episode)
+                    next_episode += 1
+                    if frame_sink is not None:
+                        frame_sink.frame(slot.env.render(), slot.index, slot.total)
+                    still_active.append(slot)
+            active = still_active
+    finally:
+        for slot in slots:
+            slot.env.close()
+    results.sort(key=lambda e: e.index)
+    return results, time.perf_counter() - started
+
+
+# --- watching and recording --------------------------------------------------------------------------------------
+
+
+def display_available() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class VideoWriter:
+    """MP4 (imageio-ffmpeg) or GIF by extension, written to a temporary name and renamed when complete."""
+
+    def __init__(self, path: Path, fps: int) -> None:
+        import imageio.v2 as imageio
+
+        self.path = path
+        self.tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+        self.frames = 0
+        self.closed = False
+        if path.suffix == ".gif":
+            self.writer = imageio.get_writer(self.tmp, mode="I", duration=1000 / fps, loop=0)
+        else:
+            self.writer = imageio.get_writer(self.tmp, fps=fps, codec="libx264", macro_block_size=8, quality=7)
+
+    def frame(self, rgb: np.ndarray, episode: int, episode_return: float) -> None:
+        self.writer.append_data(np.asarray(rgb))
+        self.frames += 1
+
+    def finish(self) -> None:
+        self.writer.close()
+        self.tmp.replace(self.path)
+
+    def abort(self) -> None:
+        self.writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class Window:
+    """A pygame window at the env's frame rate, showing the episode number and running return."""
+
+    def __init__(self, title: str, fps: int) -> None:
+        import pygame
+
+        self.pygame = pygame
+        pygame.display.init()
+        pygame.font.init()
+        pygame.display.set_caption(title)
+        self.font = pygame.font.Font(None, 26)
+        self.clock = pygame.time.Clock()
+        self.fps = fps
+        self.screen: Any = None
+        self.closed = False
+        self.frames = 0
+
+    def frame(self, rgb: np.ndarray, episode: int, episode_return: float) -> None:
+        pg = self.pygame
+        if self.closed:
+            return
+        for event in pg.event.get():
+            if event.type == pg.QUIT or (event.type == pg.KEYDOWN and event.key in (pg.K_ESCAPE, pg.K_q)):
+                self.closed = True
+                return
+        height, width = rgb.shape[:2]
+        if self.screen is None:
+            self.screen = pg.display.set_mode((width, height))
+        self.screen.blit(pg.surfarray.make_surface(np.ascontiguousarray(rgb.swapaxes(0, 1))), (0, 0))
+        label = self.font.render(f"episode {episode + 1}   return {episode_return:8.1f}", True, (255, 255, 255), (0, 0, 0))
+        self.screen.blit(label, (8, 8))
+        pg.display.flip()
+        self.frames += 1
+        self.clock.tick(self.fps)
+
+    def finish(self) -> None:
+        self.pygame.display.quit()
+
+    abort = finish
+
+
+def check_video_path(path: Path) -> None:
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UserError(f"--video {path}: the file must end in .mp4 or .gif")
+    parent = path.parent if str(path.parent) else Path()
+    if not parent.is_dir():
+        raise UserError(f"--video {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or path.is_dir():
+        raise UserError(f"--video {path}: cannot write there")
+
+
+def check_env_fits(agent: Agent, env_id: str) -> None:
+    env_backend(env_id)
+    env = make_raw_env(env_id)
+    try:
+        obs_shape = list(env.observation_space.shape)
+        n_actions = getattr(env.action_space, "n", None)
+    finally:
+        env.close()
+    if obs_shape != list(agent.meta["obs_shape"]) or n_actions != agent.meta["action_count"]:
+        raise UserError(
+            f"{agent.path} expects observations {agent.meta['obs_shape']} and {agent.meta['action_count']} actions, "
+            f"but {env_id} has {obs_shape} and {n_actions}"
+        )
+
+
+def evaluate(
+    model: str | Path,
+    *,
+    env_id: str | None = None,
+    episodes: int = 20,
+    seed: int = 0,
+    epsilon: float = 0.0,
+    n_envs: int = 1,
+    render: bool = False,
+    video: Path | None = None,
+    on_episode: Callable[[Episode], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> Report:
+    agent = load_agent(model)
+    env_id = env_id or agent.env_id
+    check_env_fits(agent, env_id)
+    fps = int(agent.meta.get("render_fps") or 30)
+    if render and not display_available() and video is None:
+        video = Path(agent.path).parent / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
+        log(f"no display found: recording to {video} instead of opening a window")
+    if video is not None:
+        check_video_path(video)
+    sink: Any = None
+    if video is not None:
+        # Off-screen rendering: keep SDL from looking for a display or a sound server.
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+        sink = VideoWriter(video, fps)
+    elif render:
+        sink = Window(f"dqnkit: {env_id} ({Path(agent.path).name})", fps)
+    try:
+        results, wall = run_episodes(
+            agent, env_id, episodes=episodes, seed=seed, epsilon=epsilon, n_envs=n_envs, frame_sink=sink,
+            on_episode=on_episode,
+        )
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+    if sink is not None:
+        sink.finish()
+        if video is not None:
+            log(f"video: {video} ({sink.frames} frames at {fps} fps)")
+    threshold = agent.meta.get("reward_threshold")
+    report = Report(str(agent.path), agent.kind, env_id, results, seed, epsilon, threshold, wall)
+    report.stats = summarize(results, threshold, wall) if results else {}
+    return report

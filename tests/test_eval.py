@@ -1,0 +1,214 @@
+"""dqn-eval and dqn-plot: reproducible evaluation of every model form, videos, a real window, learning curves."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import assert_user_error, cli
+
+EPISODE_ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+(-?\d+\.\d+)\s+(\d+)\s+(\S+)$")
+
+
+def _episode_rows(stdout: str) -> list[tuple[int, float, int]]:
+    rows = []
+    for line in stdout.splitlines():
+        m = EPISODE_ROW.match(line)
+        if m:
+            rows.append((int(m.group(2)), float(m.group(3)), int(m.group(4))))
+    return rows
+
+
+def test_checkpoint_torchscript_and_onnx_give_identical_returns(trained_cartpole: Path, exported_cartpole: Path,
+                                                                tmp_path: Path) -> None:
+    reports = {}
+    for name, model in (("ckpt", trained_cartpole), ("pt", exported_cartpole / "model.pt"),
+                        ("onnx", exported_cartpole / "model.onnx")):
+        result = cli("dqn-eval", str(model), "--episodes", "6", "--seed", "7", "--json", str(tmp_path / f"{name}.json"))
+        assert result.returncode == 0, result.stderr
+        reports[name] = json.loads((tmp_path / f"{name}.json").read_text())
+        assert [r[0] for r in _episode_rows(result.stdout)] == list(range(7, 13))
+    returns = {k: [e["episode_return"] for e in r["episodes"]] for k, r in reports.items()}
+    assert returns["ckpt"] == returns["pt"] == returns["onnx"]
+    assert {r["kind"] for r in reports.values()} == {"checkpoint", "torchscript", "onnx"}
+
+    parallel = cli("dqn-eval", str(exported_cartpole / "model.onnx"), "--episodes", "6", "--seed", "7", "--envs", "3",
+                   "--json", str(tmp_path / "par.json"))
+    assert parallel.returncode == 0, parallel.stderr
+    assert [e["episode_return"] for e in json.loads((tmp_path / "par.json").read_text())["episodes"]] == returns["onnx"]
+
+
+def test_json_report_matches_the_printed_one(exported_cartpole: Path, tmp_path: Path) -> None:
+    result = cli("dqn-eval", str(exported_cartpole / "model.onnx"), "--episodes", "4", "--epsilon", "0.1",
+                 "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    printed = _episode_rows(result.stdout)
+    assert printed == [(e["seed"], round(e["episode_return"], 2), e["length"]) for e in report["episodes"]]
+    stats = report["stats"]
+    for key in ("mean", "std", "median", "min", "max"):
+        assert f"{stats[key]:.2f}" in result.stdout
+    assert f"success {stats['success_rate']:.0%}" in result.stdout
+    assert stats["mean"] == pytest.approx(np.mean([e["episode_return"] for e in report["episodes"]]))
+    assert report["epsilon"] == 0.1 and report["reward_threshold"] == 475
+
+
+def test_mp4_video_has_one_frame_per_step_plus_reset(exported_cartpole: Path, tmp_path: Path) -> None:
+    import imageio.v3 as iio
+
+    video = tmp_path / "agent.mp4"
+    result = cli("dqn-eval", str(exported_cartpole / "model.onnx"), "--episodes", "2", "--video", str(video),
+                 "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    lengths = [e["length"] for e in json.loads((tmp_path / "r.json").read_text())["episodes"]]
+    frames = iio.imread(video)
+    assert frames.shape == (sum(lengths) + len(lengths), 400, 600, 3)
+    assert frames.std() > 5, "blank video"
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_gif_video_lasts_one_frame_per_step_at_the_env_fps(exported_cartpole: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    gif = tmp_path / "agent.gif"
+    result = cli("dqn-eval", str(exported_cartpole / "model.onnx"), "--episodes", "1", "--video", str(gif),
+                 "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    length = json.loads((tmp_path / "r.json").read_text())["episodes"][0]["length"]
+    image = Image.open(gif)
+    assert image.size == (600, 400)
+    total_ms = 0
+    try:
+        while True:  # the GIF encoder merges identical consecutive frames, so count time, not frames
+            total_ms += image.info["duration"]
+            image.seek(image.tell() + 1)
+    except EOFError:
+        pass
+    assert total_ms == pytest.approx((length + 1) * 1000 / 50, abs=1)
+
+
+def test_render_without_a_display_records_a_video_instead(exported_cartpole: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model.onnx"
+    shutil.copy(exported_cartpole / "model.onnx", model)
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    proc = subprocess.run([str(Path(sys.executable).parent / "dqn-eval"), str(model), "--render", "--episodes", "1"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "no display found: recording to" in proc.stderr
+    assert len(list(tmp_path.glob("eval-*.mp4"))) == 1
+
+
+@pytest.mark.display
+def test_render_opens_a_real_window_under_xvfb(exported_cartpole: Path, tmp_path: Path) -> None:
+    if not shutil.which("Xvfb") or not shutil.which("import"):
+        pytest.skip("needs Xvfb and ImageMagick's import (.ci/run installs them)")
+    display = ":87"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        env = {**os.environ, "DISPLAY": display}
+        env.pop("SDL_VIDEODRIVER", None)
+        viewer = subprocess.Popen([str(Path(sys.executable).parent / "dqn-eval"), str(exported_cartpole / "model.onnx"),
+                                   "--render", "--episodes", "1"], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        shot = tmp_path / "shot.png"
+        deadline = time.monotonic() + 60
+        pixels = None
+        while time.monotonic() < deadline and viewer.poll() is None:
+            time.sleep(1.0)
+            subprocess.run(["import", "-window", "root", "-crop", "600x400+0+0", str(shot)], env=env,
+                           capture_output=True, timeout=30)
+            if shot.is_file():
+                from PIL import Image
+
+                pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float64)
+                if pixels.std() > 10:
+                    break
+        out, err = viewer.communicate(timeout=60)
+        assert viewer.returncode == 0, err
+        assert "recording" not in err, "a window was expected, not a video"
+        assert pixels is not None and pixels.std() > 10, "the window was blank"
+        assert pixels.reshape(-1, 3).max(0).min() > 200, "no white background of the CartPole scene"
+    finally:
+        xvfb.send_signal(signal.SIGTERM)
+        xvfb.wait(timeout=10)
+
+
+def test_onnx_evaluation_imports_neither_torch_nor_ding(exported_cartpole: Path) -> None:
+    code = f"""
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'ding'):
+            raise ImportError(name + ' is blocked')
+sys.meta_path.insert(0, _Block())
+from dqnkit.cli import eval as ev
+try:
+    ev.main([{str(exported_cartpole / 'model.onnx')!r}, '--episodes', '2', '--quiet'])
+except SystemExit as e:
+    assert e.code == 0, e.code
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 episodes" in proc.stdout
+
+
+def test_without_a_model_the_newest_run_is_evaluated(trained_cartpole: Path) -> None:
+    result = cli("dqn-eval", "--episodes", "1", "--quiet", cwd=trained_cartpole.parent.parent)
+    assert result.returncode == 0, result.stderr
+    assert f"evaluating runs/{trained_cartpole.name}" in result.stderr
+
+
+def test_plot_writes_a_png_of_the_expected_size(trained_cartpole: Path, tmp_path: Path) -> None:
+    out = tmp_path / "curves.png"
+    result = cli("dqn-plot", str(trained_cartpole), str(trained_cartpole), "--out", str(out), "--title", "two")
+    assert result.returncode == 0, result.stderr
+    header = out.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", header[16:24]) == (1400, 560)
+
+
+# --- bad input ---------------------------------------------------------------------------------------------------
+
+
+def test_a_file_that_is_not_a_model(tmp_path: Path) -> None:
+    for name in ("model.onnx", "model.pt", "best.pth.tar"):
+        bogus = tmp_path / name
+        bogus.write_bytes(b"not a model at all\n" * 10)
+        assert_user_error(cli("dqn-eval", str(bogus)), "not a")
+
+
+def test_a_model_whose_obs_shape_does_not_fit_the_env(exported_cartpole: Path) -> None:
+    result = cli("dqn-eval", str(exported_cartpole / "model.onnx"), "--env", "LunarLander-v2")
+    assert_user_error(result, "expects observations [4]", "LunarLander-v2")
+
+
+def test_unknown_env_id(exported_cartpole: Path) -> None:
+    assert_user_error(cli("dqn-eval", str(exported_cartpole / "model.onnx"), "--env", "CartPoel-v1"),
+                      "unknown environment id", "CartPole-v1")
+
+
+def test_unwritable_video_path(exported_cartpole: Path, tmp_path: Path) -> None:
+    model = str(exported_cartpole / "model.onnx")
+    assert_user_error(cli("dqn-eval", model, "--video", str(tmp_path / "missing" / "v.mp4")), "does not exist")
+    assert_user_error(cli("dqn-eval", model, "--video", str(tmp_path / "v.avi")), ".mp4 or .gif")
+
+
+def test_zero_episodes(exported_cartpole: Path) -> None:
+    assert_user_error(cli("dqn-eval", str(exported_cartpole / "model.onnx"), "--episodes", "0"), "--episodes")
+
+
+def test_plot_of_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    assert_user_error(cli("dqn-plot", str(tmp_path), "--out", str(tmp_path / "x.png")), "no metrics.csv")
