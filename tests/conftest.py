@@ -76,8 +76,17 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory):
     def make(config: str) -> Path:
         if config not in cache:
             workdir = tmp_path_factory.mktemp("tiny")
-            result = cli("dqn-train", "--config", str(CONFIGS / config), "--exp-name", "tiny", "--max-env-steps",
-                         "300", "--quiet", cwd=workdir)
+            result = cli(
+                "dqn-train",
+                "--config",
+                str(CONFIGS / config),
+                "--exp-name",
+                "tiny",
+                "--max-env-steps",
+                "300",
+                "--quiet",
+                cwd=workdir,
+            )
             assert result.returncode == 0, result.stderr
             cache[config] = workdir / "runs" / "tiny"
         return cache[config]

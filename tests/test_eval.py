@@ -30,11 +30,15 @@ def _episode_rows(stdout: str) -> list[tuple[int, float, int]]:
     return rows
 
 
-def test_checkpoint_torchscript_and_onnx_give_identical_returns(trained_cartpole: Path, exported_cartpole: Path,
-                                                                tmp_path: Path) -> None:
+def test_checkpoint_torchscript_and_onnx_give_identical_returns(
+    trained_cartpole: Path, exported_cartpole: Path, tmp_path: Path
+) -> None:
     reports = {}
-    for name, model in (("ckpt", trained_cartpole), ("pt", exported_cartpole / "model.pt"),
-                        ("onnx", exported_cartpole / "model.onnx")):
+    for name, model in (
+        ("ckpt", trained_cartpole),
+        ("pt", exported_cartpole / "model.pt"),
+        ("onnx", exported_cartpole / "model.onnx"),
+    ):
         result = cli("dqn-eval", str(model), "--episodes", "6", "--seed", "7", "--json", str(tmp_path / f"{name}.json"))
         assert result.returncode == 0, result.stderr
         reports[name] = json.loads((tmp_path / f"{name}.json").read_text())
@@ -43,15 +47,33 @@ def test_checkpoint_torchscript_and_onnx_give_identical_returns(trained_cartpole
     assert returns["ckpt"] == returns["pt"] == returns["onnx"]
     assert {r["kind"] for r in reports.values()} == {"checkpoint", "torchscript", "onnx"}
 
-    parallel = cli("dqn-eval", str(exported_cartpole / "model.onnx"), "--episodes", "6", "--seed", "7", "--envs", "3",
-                   "--json", str(tmp_path / "par.json"))
+    parallel = cli(
+        "dqn-eval",
+        str(exported_cartpole / "model.onnx"),
+        "--episodes",
+        "6",
+        "--seed",
+        "7",
+        "--envs",
+        "3",
+        "--json",
+        str(tmp_path / "par.json"),
+    )
     assert parallel.returncode == 0, parallel.stderr
     assert [e["episode_return"] for e in json.loads((tmp_path / "par.json").read_text())["episodes"]] == returns["onnx"]
 
 
 def test_json_report_matches_the_printed_one(exported_cartpole: Path, tmp_path: Path) -> None:
-    result = cli("dqn-eval", str(exported_cartpole / "model.onnx"), "--episodes", "4", "--epsilon", "0.1",
-                 "--json", str(tmp_path / "r.json"))
+    result = cli(
+        "dqn-eval",
+        str(exported_cartpole / "model.onnx"),
+        "--episodes",
+        "4",
+        "--epsilon",
+        "0.1",
+        "--json",
+        str(tmp_path / "r.json"),
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     printed = _episode_rows(result.stdout)
@@ -68,8 +90,16 @@ def test_mp4_video_has_one_frame_per_step_plus_reset(exported_cartpole: Path, tm
     import imageio.v3 as iio
 
     video = tmp_path / "agent.mp4"
-    result = cli("dqn-eval", str(exported_cartpole / "model.onnx"), "--episodes", "2", "--video", str(video),
-                 "--json", str(tmp_path / "r.json"))
+    result = cli(
+        "dqn-eval",
+        str(exported_cartpole / "model.onnx"),
+        "--episodes",
+        "2",
+        "--video",
+        str(video),
+        "--json",
+        str(tmp_path / "r.json"),
+    )
     assert result.returncode == 0, result.stderr
     lengths = [e["length"] for e in json.loads((tmp_path / "r.json").read_text())["episodes"]]
     frames = iio.imread(video)
@@ -82,8 +112,16 @@ def test_gif_video_lasts_one_frame_per_step_at_the_env_fps(exported_cartpole: Pa
     from PIL import Image
 
     gif = tmp_path / "agent.gif"
-    result = cli("dqn-eval", str(exported_cartpole / "model.onnx"), "--episodes", "1", "--video", str(gif),
-                 "--json", str(tmp_path / "r.json"))
+    result = cli(
+        "dqn-eval",
+        str(exported_cartpole / "model.onnx"),
+        "--episodes",
+        "1",
+        "--video",
+        str(gif),
+        "--json",
+        str(tmp_path / "r.json"),
+    )
     assert result.returncode == 0, result.stderr
     length = json.loads((tmp_path / "r.json").read_text())["episodes"][0]["length"]
     image = Image.open(gif)
@@ -102,8 +140,13 @@ def test_render_without_a_display_records_a_video_instead(exported_cartpole: Pat
     model = tmp_path / "model.onnx"
     shutil.copy(exported_cartpole / "model.onnx", model)
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    proc = subprocess.run([str(Path(sys.executable).parent / "dqn-eval"), str(model), "--render", "--episodes", "1"],
-                          capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dqn-eval"), str(model), "--render", "--episodes", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "no display found: recording to" in proc.stderr
     assert len(list(tmp_path.glob("eval-*.mp4"))) == 1
@@ -114,29 +157,46 @@ def test_render_opens_a_real_window_under_xvfb(exported_cartpole: Path, tmp_path
     if not shutil.which("Xvfb") or not shutil.which("import"):
         pytest.skip("needs Xvfb and ImageMagick's import (.ci/run installs them)")
     display = ":87"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    xvfb = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(1.0)
         env = {**os.environ, "DISPLAY": display}
         env.pop("SDL_VIDEODRIVER", None)
-        viewer = subprocess.Popen([str(Path(sys.executable).parent / "dqn-eval"), str(exported_cartpole / "model.onnx"),
-                                   "--render", "--episodes", "1"], env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
+        viewer = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "dqn-eval"),
+                str(exported_cartpole / "model.onnx"),
+                "--render",
+                "--episodes",
+                "1",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         shot = tmp_path / "shot.png"
         deadline = time.monotonic() + 60
         pixels = None
         while time.monotonic() < deadline and viewer.poll() is None:
             time.sleep(1.0)
-            subprocess.run(["import", "-window", "root", "-crop", "600x400+0+0", str(shot)], env=env,
-                           capture_output=True, timeout=30)
+            subprocess.run(
+                ["import", "-window", "root", "-crop", "600x400+0+0", str(shot)],
+                env=env,
+                capture_output=True,
+                timeout=30,
+            )
             if shot.is_file():
                 from PIL import Image
 
                 pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float64)
                 if pixels.std() > 10:
                     break
-        out, err = viewer.communicate(timeout=60)
+        _, err = viewer.communicate(timeout=60)
         assert viewer.returncode == 0, err
         assert "recording" not in err, "a window was expected, not a video"
         assert pixels is not None and pixels.std() > 10, "the window was blank"
@@ -156,7 +216,7 @@ class _Block:
 sys.meta_path.insert(0, _Block())
 from dqnkit.cli import eval as ev
 try:
-    ev.main([{str(exported_cartpole / 'model.onnx')!r}, '--episodes', '2', '--quiet'])
+    ev.main([{str(exported_cartpole / "model.onnx")!r}, '--episodes', '2', '--quiet'])
 except SystemExit as e:
     assert e.code == 0, e.code
 """
@@ -196,8 +256,11 @@ def test_a_model_whose_obs_shape_does_not_fit_the_env(exported_cartpole: Path) -
 
 
 def test_unknown_env_id(exported_cartpole: Path) -> None:
-    assert_user_error(cli("dqn-eval", str(exported_cartpole / "model.onnx"), "--env", "CartPoel-v1"),
-                      "unknown environment id", "CartPole-v1")
+    assert_user_error(
+        cli("dqn-eval", str(exported_cartpole / "model.onnx"), "--env", "CartPoel-v1"),
+        "unknown environment id",
+        "CartPole-v1",
+    )
 
 
 def test_unwritable_video_path(exported_cartpole: Path, tmp_path: Path) -> None:

@@ -68,8 +68,8 @@ def test_onnx_runs_without_torch_ding_or_dqnkit(exported_cartpole: Path, trained
     np.save(exported_cartpole.parent / "obs.npy", obs)
     body = f"""
 import json, numpy as np, onnxruntime as ort
-sess = ort.InferenceSession({str(exported_cartpole / 'model.onnx')!r})
-obs = np.load({str(exported_cartpole.parent / 'obs.npy')!r})
+sess = ort.InferenceSession({str(exported_cartpole / "model.onnx")!r})
+obs = np.load({str(exported_cartpole.parent / "obs.npy")!r})
 q, a = sess.run(['q_values', 'action'], {{'obs': obs}})
 q1, a1 = sess.run(None, {{'obs': obs[:1]}})
 meta = json.loads(sess.get_modelmeta().custom_metadata_map['dqnkit_metadata'])
@@ -92,8 +92,8 @@ def test_torchscript_runs_without_ding_or_dqnkit(exported_cartpole: Path, traine
     body = f"""
 import json, numpy as np, torch
 extra = {{'dqnkit_metadata.json': ''}}
-model = torch.jit.load({str(exported_cartpole / 'model.pt')!r}, _extra_files=extra)
-obs = torch.from_numpy(np.load({str(exported_cartpole.parent / 'obs_ts.npy')!r}))
+model = torch.jit.load({str(exported_cartpole / "model.pt")!r}, _extra_files=extra)
+obs = torch.from_numpy(np.load({str(exported_cartpole.parent / "obs_ts.npy")!r}))
 q, a = model(obs)
 print(json.dumps({{'q': q.tolist(), 'a': a.tolist(), 'dtype': [str(q.dtype), str(a.dtype)],
                   'env': json.loads(extra['dqnkit_metadata.json'])['env_id']}}))
@@ -152,7 +152,7 @@ policy = DQNPolicy(cfg.policy, model=DQN(**cfg.policy.model))
 with task.start(ctx=OnlineRLContext()):
     ctx = task.ctx
     ctx.train_iter, ctx.eval_value = 0, 10.0
-    CkptSaver(policy, {str(tmp_path / 'ding_run')!r}, train_freq=100)(ctx)
+    CkptSaver(policy, {str(tmp_path / "ding_run")!r}, train_freq=100)(ctx)
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -161,8 +161,15 @@ with task.start(ctx=OnlineRLContext()):
 
     without = cli("dqn-export", "--ckpt", str(ding_ckpt))
     assert_user_error(without, "--config")
-    result = cli("dqn-export", "--ckpt", str(ding_ckpt), "--config", str(CONFIGS / "cartpole.py"),
-                 "--out", str(tmp_path / "out"))
+    result = cli(
+        "dqn-export",
+        "--ckpt",
+        str(ding_ckpt),
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "model.onnx").is_file() and (tmp_path / "out" / "model.pt").is_file()
 
@@ -194,8 +201,13 @@ def test_truncated_and_corrupted_checkpoints(trained_cartpole: Path, tmp_path: P
 
 
 def test_weights_that_do_not_fit_the_config(trained_cartpole: Path) -> None:
-    result = cli("dqn-export", "--ckpt", str(trained_cartpole / "best.pth.tar"), "--config",
-                 str(CONFIGS / "lunarlander.py"))
+    result = cli(
+        "dqn-export",
+        "--ckpt",
+        str(trained_cartpole / "best.pth.tar"),
+        "--config",
+        str(CONFIGS / "lunarlander.py"),
+    )
     assert_user_error(result, "do not fit")
 
 

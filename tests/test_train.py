@@ -14,7 +14,16 @@ import yaml
 
 from conftest import CONFIGS, assert_user_error, cli
 
-CHECKPOINT_KEYS = {"model", "target_model", "optimizer", "env_step", "train_iter", "config", "versions", "best_eval"}
+CHECKPOINT_KEYS = {
+    "model",
+    "target_model",
+    "optimizer",
+    "env_step",
+    "train_iter",
+    "config",
+    "versions",
+    "best_eval",
+}
 
 
 def test_help_is_fast_because_it_imports_neither_ding_nor_torch() -> None:
@@ -26,8 +35,20 @@ def test_help_is_fast_because_it_imports_neither_ding_nor_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    for flag in ("--config", "--seed", "--exp-name", "--runs-dir", "--device", "--max-env-steps", "--max-train-iters",
-                 "--stop-value", "--env-manager", "--set", "--resume", "--quiet"):
+    for flag in (
+        "--config",
+        "--seed",
+        "--exp-name",
+        "--runs-dir",
+        "--device",
+        "--max-env-steps",
+        "--max-train-iters",
+        "--stop-value",
+        "--env-manager",
+        "--set",
+        "--resume",
+        "--quiet",
+    ):
         assert flag in proc.stdout
 
 
@@ -45,8 +66,16 @@ def test_cartpole_trains_to_its_stop_value_and_fills_the_run_folder(trained_cart
     assert yaml.safe_load((run / "config.yaml").read_text())["env"]["env_id"] == "CartPole-v1"
 
     rows = list(csv.DictReader((run / "metrics.csv").open()))
-    assert list(rows[0]) == ["env_step", "train_iter", "wall_seconds", "eval_mean", "eval_std", "eval_min",
-                             "eval_max", "loss"]
+    assert list(rows[0]) == [
+        "env_step",
+        "train_iter",
+        "wall_seconds",
+        "eval_mean",
+        "eval_std",
+        "eval_min",
+        "eval_max",
+        "loss",
+    ]
     assert float(rows[-1]["eval_mean"]) >= 195
     assert [int(r["env_step"]) for r in rows] == sorted(int(r["env_step"]) for r in rows)
 
@@ -57,7 +86,7 @@ def test_every_checkpoint_kind_exists_and_loads_with_weights_only(trained_cartpo
     assert 1 <= len(periodic) <= 2, "keep_periodic=2 in configs/cartpole.py"
     for path in [trained_cartpole / n for n in names] + periodic:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        assert CHECKPOINT_KEYS <= set(state), path
+        assert set(state) >= CHECKPOINT_KEYS, path
         assert state["config"]["env"]["env_id"] == "CartPole-v1"
         assert state["config"]["policy"]["model"]["action_shape"] == 2
     final = torch.load(trained_cartpole / "final.pth.tar", weights_only=True)
@@ -66,8 +95,19 @@ def test_every_checkpoint_kind_exists_and_loads_with_weights_only(trained_cartpo
 
 
 def test_resume_continues_counters_and_says_the_buffer_is_empty(tmp_path: Path) -> None:
-    first = cli("dqn-train", "--config", str(CONFIGS / "cartpole.py"), "--exp-name", "r", "--stop-value", "1e9",
-                "--max-train-iters", "150", "--quiet", cwd=tmp_path)
+    first = cli(
+        "dqn-train",
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--exp-name",
+        "r",
+        "--stop-value",
+        "1e9",
+        "--max-train-iters",
+        "150",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert first.returncode == 0, first.stderr
     run = tmp_path / "runs" / "r"
     before = torch.load(run / "final.pth.tar", weights_only=True)
@@ -85,9 +125,25 @@ def test_resume_continues_counters_and_says_the_buffer_is_empty(tmp_path: Path) 
 
 
 def test_yaml_config_and_set_overrides_are_applied(tmp_path: Path) -> None:
-    result = cli("dqn-train", "--config", str(CONFIGS / "cartpole_plain.yaml"), "--exp-name", "y",
-                 "--set", "policy.learn.learning_rate=5e-4", "--set", "policy.learn.batch_size=32",
-                 "--max-train-iters", "20", "--stop-value", "1e9", "--seed", "3", "--quiet", cwd=tmp_path)
+    result = cli(
+        "dqn-train",
+        "--config",
+        str(CONFIGS / "cartpole_plain.yaml"),
+        "--exp-name",
+        "y",
+        "--set",
+        "policy.learn.learning_rate=5e-4",
+        "--set",
+        "policy.learn.batch_size=32",
+        "--max-train-iters",
+        "20",
+        "--stop-value",
+        "1e9",
+        "--seed",
+        "3",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     compiled = yaml.safe_load((tmp_path / "runs" / "y" / "config.yaml").read_text())
     assert compiled["policy"]["learn"]["learning_rate"] == 5e-4
@@ -104,8 +160,19 @@ def test_lunarlander_configs_train_a_few_steps(tiny_run, config: str) -> None:
 
 
 def test_subprocess_env_manager_trains(tmp_path: Path) -> None:
-    result = cli("dqn-train", "--config", str(CONFIGS / "cartpole.py"), "--exp-name", "sp", "--env-manager",
-                 "subprocess", "--max-env-steps", "500", "--quiet", cwd=tmp_path)
+    result = cli(
+        "dqn-train",
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--exp-name",
+        "sp",
+        "--env-manager",
+        "subprocess",
+        "--max-env-steps",
+        "500",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     compiled = yaml.safe_load((tmp_path / "runs" / "sp" / "config.yaml").read_text())
     assert compiled["env"]["manager"]["type"] == "subprocess"
@@ -129,7 +196,12 @@ def test_config_that_fails_to_import(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("main_config = dict(\n")
     _bad(tmp_path, "--config", str(tmp_path / "broken.py"), fragments=("syntax error",))
     (tmp_path / "raises.py").write_text("import no_such_module_xyz\n")
-    _bad(tmp_path, "--config", str(tmp_path / "raises.py"), fragments=("failed to import", "no_such_module_xyz"))
+    _bad(
+        tmp_path,
+        "--config",
+        str(tmp_path / "raises.py"),
+        fragments=("failed to import", "no_such_module_xyz"),
+    )
 
 
 def test_config_that_fails_to_parse(tmp_path: Path) -> None:
@@ -138,34 +210,71 @@ def test_config_that_fails_to_parse(tmp_path: Path) -> None:
 
 
 def test_unknown_set_key_suggests_the_closest(tmp_path: Path) -> None:
-    _bad(tmp_path, "--config", str(CONFIGS / "cartpole.py"), "--set", "policy.learn.learning_rte=0.1",
-         fragments=("policy.learn.learning_rte", "did you mean policy.learn.learning_rate"))
+    _bad(
+        tmp_path,
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--set",
+        "policy.learn.learning_rte=0.1",
+        fragments=("policy.learn.learning_rte", "did you mean policy.learn.learning_rate"),
+    )
 
 
 def test_set_value_of_the_wrong_type(tmp_path: Path) -> None:
-    _bad(tmp_path, "--config", str(CONFIGS / "cartpole.py"), "--set", "policy.learn.batch_size=big",
-         fragments=("policy.learn.batch_size", "integer"))
+    _bad(
+        tmp_path,
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--set",
+        "policy.learn.batch_size=big",
+        fragments=("policy.learn.batch_size", "integer"),
+    )
 
 
 def test_unknown_env_id(tmp_path: Path) -> None:
-    _bad(tmp_path, "--config", str(CONFIGS / "cartpole.py"), "--set", "env.env_id=CartPol-v1",
-         fragments=("unknown environment id", "CartPole-v1"))
+    _bad(
+        tmp_path,
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--set",
+        "env.env_id=CartPol-v1",
+        fragments=("unknown environment id", "CartPole-v1"),
+    )
 
 
 def test_cuda_without_cuda(tmp_path: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    _bad(tmp_path, "--config", str(CONFIGS / "cartpole.py"), "--device", "cuda", fragments=("CUDA is not available",))
+    _bad(
+        tmp_path,
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--device",
+        "cuda",
+        fragments=("CUDA is not available",),
+    )
 
 
 def test_unwritable_runs_dir(tmp_path: Path) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    _bad(tmp_path, "--config", str(CONFIGS / "cartpole.py"), "--runs-dir", str(blocker / "runs"),
-         fragments=("not writable",))
+    _bad(
+        tmp_path,
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--runs-dir",
+        str(blocker / "runs"),
+        fragments=("not writable",),
+    )
 
 
 def test_existing_exp_name_is_not_overwritten(trained_cartpole: Path) -> None:
-    result = cli("dqn-train", "--config", str(CONFIGS / "cartpole.py"), "--exp-name", trained_cartpole.name,
-                 cwd=trained_cartpole.parent.parent)
+    result = cli(
+        "dqn-train",
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--exp-name",
+        trained_cartpole.name,
+        cwd=trained_cartpole.parent.parent,
+    )
     assert_user_error(result, "already exists", "--resume")

@@ -92,6 +92,10 @@ def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     fsync_dir(path.parent)
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
+
+
 def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:
     import torch
 
@@ -119,7 +123,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} refused: not a valid weights-only checkpoint (corrupted, or unsafe to unpickle{detail}); "
             "nothing in it was run"
         ) from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, UnicodeDecodeError) as e:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        KeyError,
+        UnicodeDecodeError,
+    ) as e:
         raise UserError(f"{path} is not a valid checkpoint (truncated, corrupted or another file type)") from e
     except Exception as e:  # torch raises many types for garbage input; none of them is the user's bug
         raise UserError(f"{path} is not a valid checkpoint ({type(e).__name__})") from e

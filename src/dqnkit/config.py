@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import difflib
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,9 @@ def to_plain(value: Any) -> Any:
     return str(value)
 
 
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """'a.b.c=value' -> ('a.b.c', value) with the value read as a YAML scalar (so 1e-3 is a float)."""
     key, sep, raw = text.partition("=")
@@ -103,11 +107,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
         raise UserError(f"--set {key}: cannot parse value {raw!r}: {getattr(e, 'problem', e)}") from e
-    if isinstance(value, str):
-        try:  # YAML 1.1 reads '5e-4' as a string; users mean a number
-            value = float(value) if value.strip().lower() not in ("nan", "inf", "-inf") else value
-        except ValueError:
-            pass
+    if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads '5e-4' as a string; users mean a number
     return key, value
 
 
@@ -182,8 +183,6 @@ def compile_dqn_config(main: dict[str, Any], create: dict[str, Any], seed: int) 
     main = copy.deepcopy(main)
     main["dqnkit"] = {**DQNKIT_DEFAULTS, **main.get("dqnkit", {})}
     try:
-        return compile_config(
-            EasyDict(main), create_cfg=EasyDict(create), seed=seed, auto=True, save_cfg=False
-        )
+        return compile_config(EasyDict(main), create_cfg=EasyDict(create), seed=seed, auto=True, save_cfg=False)
     except (KeyError, AttributeError, TypeError, ValueError, AssertionError) as e:
         raise UserError(f"config does not compile with DI-engine: {type(e).__name__}: {e}") from e

@@ -59,16 +59,11 @@ def make_ding_env(env_id: str) -> Any:
     from dqnkit.quiet import mute_ding_logging
 
     with quiet_output():
+        import gym
+        import gymnasium
         from ding.envs import DingEnvWrapper
 
-        if backend == "gym":
-            import gym
-
-            raw = gym.make(env_id)
-        else:
-            import gymnasium
-
-            raw = gymnasium.make(env_id)
+        raw: Any = gym.make(env_id) if backend == "gym" else gymnasium.make(env_id)
     mute_ding_logging()
     return DingEnvWrapper(raw, cfg=EasyDict({"env_id": env_id}))
 

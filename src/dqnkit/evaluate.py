@@ -149,7 +149,10 @@ class Report:
     stats: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {**{k: v for k, v in asdict(self).items() if k != "episodes"}, "episodes": [asdict(e) for e in self.episodes]}
+        return {
+            **{k: v for k, v in asdict(self).items() if k != "episodes"},
+            "episodes": [asdict(e) for e in self.episodes],
+        }
 
 
 def episode_outcome(env: Any, terminated: bool) -> str:
@@ -241,8 +244,13 @@ def run_episodes(
                 if not (terminated or truncated):
                     still_active.append(slot)
                     continue
-                episode = Episode(slot.index, seed + slot.index, slot.total, slot.length,
-                                  episode_outcome(slot.env, bool(terminated)))
+                episode = Episode(
+                    slot.index,
+                    seed + slot.index,
+                    slot.total,
+                    slot.length,
+                    episode_outcome(slot.env, bool(terminated)),
+                )
                 results.append(episode)
                 if on_episode is not None:
                     on_episode(episode)
@@ -326,7 +334,9 @@ class Window:
         if self.screen is None:
             self.screen = pg.display.set_mode((width, height))
         self.screen.blit(pg.surfarray.make_surface(np.ascontiguousarray(rgb.swapaxes(0, 1))), (0, 0))
-        label = self.font.render(f"episode {episode + 1}   return {episode_return:8.1f}", True, (255, 255, 255), (0, 0, 0))
+        label = self.font.render(
+            f"episode {episode + 1}   return {episode_return:8.1f}", True, (255, 255, 255), (0, 0, 0)
+        )
         self.screen.blit(label, (8, 8))
         pg.display.flip()
         self.frames += 1
@@ -395,7 +405,13 @@ def evaluate(
         sink = Window(f"dqnkit: {env_id} ({Path(agent.path).name})", fps)
     try:
         results, wall = run_episodes(
-            agent, env_id, episodes=episodes, seed=seed, epsilon=epsilon, n_envs=n_envs, frame_sink=sink,
+            agent,
+            env_id,
+            episodes=episodes,
+            seed=seed,
+            epsilon=epsilon,
+            n_envs=n_envs,
+            frame_sink=sink,
             on_episode=on_episode,
         )
     except BaseException:

@@ -111,7 +111,7 @@ def onnx_bytes(net: LoadedNetwork, meta: dict[str, Any], opset: int) -> bytes:
         torch.onnx.export(
             wrapper,
             (example,),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # a file object works; the stub says path only
             input_names=["obs"],
             output_names=["q_values", "action"],
             dynamic_axes={"obs": batch, "q_values": batch, "action": batch},
@@ -120,7 +120,15 @@ def onnx_bytes(net: LoadedNetwork, meta: dict[str, Any], opset: int) -> bytes:
         )
     proto = onnx.load_from_string(buffer.getvalue())
     entries = {ONNX_METADATA_KEY: json.dumps(meta)}
-    for key in ("env_id", "obs_shape", "action_count", "source_sha256", "env_step", "train_iter", "best_eval_return"):
+    for key in (
+        "env_id",
+        "obs_shape",
+        "action_count",
+        "source_sha256",
+        "env_step",
+        "train_iter",
+        "best_eval_return",
+    ):
         entries[key] = json.dumps(meta[key]) if not isinstance(meta[key], str) else meta[key]
     for key, value in entries.items():
         prop = proto.metadata_props.add()
@@ -200,7 +208,11 @@ def check_parity(fmt: str, blob: bytes, obs: np.ndarray, q_ref: np.ndarray) -> d
     sorted_q = np.sort(q_ref, axis=1)
     decisive = (sorted_q[:, -1] - sorted_q[:, -2]) > tolerance
     ref_action = q_ref.argmax(1)
-    report: dict[str, Any] = {"tolerance": tolerance, "observations": len(obs), "decisive": int(decisive.sum())}
+    report: dict[str, Any] = {
+        "tolerance": tolerance,
+        "observations": len(obs),
+        "decisive": int(decisive.sum()),
+    }
     ok = True
     for batch in (1, 256):
         q_parts, a_parts = [], []
@@ -288,9 +300,9 @@ def export_checkpoint(
     file_info: dict[str, Any] = {}
     for fmt, blob in blobs.items():
         path = out / FILENAMES[fmt]
-        ckpt.atomic_write(path, lambda f, data=blob: f.write(data))
+        ckpt.atomic_write_bytes(path, blob)
         files[fmt] = path
         file_info[FILENAMES[fmt]] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
     report = {**meta, "files": file_info, "parity": parity}
-    ckpt.atomic_write(out / "export.json", lambda f: f.write(json.dumps(report, indent=2).encode() + b"\n"))
+    ckpt.atomic_write_bytes(out / "export.json", json.dumps(report, indent=2).encode() + b"\n")
     return ExportResult(out, files, report)

@@ -50,7 +50,8 @@ def load_network(path: str | Path, config_path: str | Path | None = None) -> Loa
         config = state["config"]
     else:
         raise UserError(
-            f"{source} is a plain DI-engine checkpoint without its architecture; pass --config with the config it was trained with"
+            f"{source} is a plain DI-engine checkpoint without its architecture; "
+            "pass --config with the config it was trained with"
         )
     model_cfg = config.get("policy", {}).get("model")
     if not isinstance(model_cfg, dict) or "obs_shape" not in model_cfg or "action_shape" not in model_cfg:

@@ -202,7 +202,8 @@ def plan_run(options: TrainOptions) -> RunPlan:
         )
     if int(model_cfg.action_shape) != facts["action_count"]:
         raise UserError(
-            f"policy.model.action_shape={model_cfg.action_shape} does not match {env_id}'s {facts['action_count']} actions"
+            f"policy.model.action_shape={model_cfg.action_shape} does not match "
+            f"{env_id}'s {facts['action_count']} actions"
         )
     if cfg.env.manager.type not in ("base", "subprocess"):
         raise UserError(f"env manager {cfg.env.manager.type!r} is not supported; use base or subprocess")
@@ -369,12 +370,14 @@ class RunRecorder:
         }
         if signum is not None:
             summary["signal"] = signum
-        ckpt.atomic_write(
-            self.run_dir / "summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode() + b"\n")
-        )
+        ckpt.atomic_write_bytes(self.run_dir / "summary.json", json.dumps(summary, indent=2).encode() + b"\n")
         if self.last_eval is not None:
             try:
-                plot_runs([self.run_dir], self.run_dir / "curve.png", title=f"{self.cfg.env.env_id} ({self.run_dir.name})")
+                plot_runs(
+                    [self.run_dir],
+                    self.run_dir / "curve.png",
+                    title=f"{self.cfg.env.env_id} ({self.run_dir.name})",
+                )
             except (OSError, ValueError) as e:
                 print(f"warning: could not draw curve.png: {e}", file=sys.stderr)
         return summary
@@ -472,10 +475,18 @@ def train(options: TrainOptions) -> TrainResult:
     mute_ding_logging()
     progress = ProgressLine(quiet=options.quiet, max_env_steps=cfg.dqnkit.max_env_steps)
     if not options.quiet:
-        what = f"resuming {plan.run_dir} from {plan.resume_from}" if plan.resume_from else f"training into {plan.run_dir}"
-        print(f"dqnkit: {what} ({cfg.env.env_id}, seed {cfg.seed}, {'cuda' if cfg.policy.cuda else 'cpu'})", file=sys.stderr)
+        what = (
+            f"resuming {plan.run_dir} from {plan.resume_from}" if plan.resume_from else f"training into {plan.run_dir}"
+        )
+        print(
+            f"dqnkit: {what} ({cfg.env.env_id}, seed {cfg.seed}, {'cuda' if cfg.policy.cuda else 'cpu'})",
+            file=sys.stderr,
+        )
         if plan.resume_from:
-            print("dqnkit: the replay buffer starts empty on resume (it is not saved in checkpoints)", file=sys.stderr)
+            print(
+                "dqnkit: the replay buffer starts empty on resume (it is not saved in checkpoints)",
+                file=sys.stderr,
+            )
 
     stop_reason = "finished"
     signum: int | None = None
@@ -491,9 +502,7 @@ def train(options: TrainOptions) -> TrainResult:
             if plan.resume_state is not None:
                 state = plan.resume_state
                 try:
-                    policy.learn_mode.load_state_dict(
-                        {k: state[k] for k in ("model", "target_model", "optimizer")}
-                    )
+                    policy.learn_mode.load_state_dict({k: state[k] for k in ("model", "target_model", "optimizer")})
                 except (RuntimeError, KeyError) as e:
                     raise UserError(f"--resume {plan.resume_from}: weights do not fit the config's model ({e})") from e
                 task.ctx.env_step = int(state["env_step"])

@@ -68,7 +68,9 @@ def read_curve(run_dir: Path) -> Curve:
     )
 
 
-def plot_curves(curves: list[Curve], out: Path, *, title: str | None = None, size: tuple[int, int] = (1400, 560)) -> Path:
+def plot_curves(
+    curves: list[Curve], out: Path, *, title: str | None = None, size: tuple[int, int] = (1400, 560)
+) -> Path:
     """Two panels (env steps, wall time), one line per run, min-max band, stop value dashed. Writes a PNG."""
     import matplotlib
 

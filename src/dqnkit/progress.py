@@ -49,7 +49,11 @@ class ProgressLine:
         if not evaluated and (not self.live or now - self._last_draw < 0.25):
             return
         self._last_draw = now
-        parts = [f"env steps {env_step:,}", f"iters {train_iter:,}", f"{rate:,.0f} steps/s" if rate else "- steps/s"]
+        parts = [
+            f"env steps {env_step:,}",
+            f"iters {train_iter:,}",
+            f"{rate:,.0f} steps/s" if rate else "- steps/s",
+        ]
         parts.append(f"eval {last_eval:.1f}" if last_eval is not None else "eval -")
         parts.append(f"best {best:.1f}" if best is not None else "best -")
         if self.max_env_steps:

@@ -42,14 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render", action="store_true", help="watch in a window (records a video when there is no display)")
     p.add_argument("--video", type=Path, metavar="PATH", help="record all episodes to PATH (.mp4 or .gif)")
     p.add_argument("--json", type=Path, metavar="PATH", help="write the report as JSON")
-    p.add_argument("--envs", type=positive_int, default=1, help="parallel envs with batched inference (not with rendering)")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where to look for the newest run (default runs/)")
+    p.add_argument(
+        "--envs",
+        type=positive_int,
+        default=1,
+        help="parallel envs with batched inference (not with rendering)",
+    )
+    p.add_argument(
+        "--runs-dir", type=Path, default=Path("runs"), help="where to look for the newest run (default runs/)"
+    )
     p.add_argument("--quiet", action="store_true", help="print only the summary line")
     return p
 
 
 def format_report(report: Any) -> str:
-    stats = report.stats
     lines = [f"{'episode':>7} {'seed':>6} {'return':>9} {'length':>7}  outcome"]
     for e in report.episodes:
         lines.append(f"{e.index + 1:>7} {e.seed:>6} {e.episode_return:>9.2f} {e.length:>7}  {e.outcome or '-'}")
@@ -63,7 +69,8 @@ def summary_line(report: Any) -> str:
         f"success {s['success_rate']:.0%} (>= {report.reward_threshold:g})" if s["success_rate"] is not None else ""
     )
     return (
-        f"{report.env_id} {report.kind} {report.model}: {s['episodes']} episodes, return {s['mean']:.2f} ± {s['std']:.2f}"
+        f"{report.env_id} {report.kind} {report.model}: {s['episodes']} episodes,"
+        f" return {s['mean']:.2f} ± {s['std']:.2f}"
         f" (median {s['median']:.2f}, min {s['min']:.2f}, max {s['max']:.2f}), {success}, mean length"
         f" {s['mean_length']:.1f}, {s['env_steps_per_second']:,.0f} env steps/s"
     )

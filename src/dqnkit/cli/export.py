@@ -25,9 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("torchscript", "onnx", "all"), default="all", help="default: all")
     p.add_argument("--out", metavar="DIR", help="output folder (default: <run>/export/)")
     p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset version (default 17)")
-    p.add_argument(
-        "--config", metavar="FILE", help="the training config; needed only for plain DI-engine checkpoints"
-    )
+    p.add_argument("--config", metavar="FILE", help="the training config; needed only for plain DI-engine checkpoints")
     return p
 
 

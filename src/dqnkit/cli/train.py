@@ -27,7 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exp-name", help="run folder name under --runs-dir (default: <config exp_name>_seed<S>)")
     p.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs/)")
     p.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda when available (default)"
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto: cuda when available (default)",
     )
     p.add_argument("--max-env-steps", type=positive_int, help="stop after this many env steps")
     p.add_argument("--max-train-iters", type=positive_int, help="stop after this many train iterations")
