@@ -7,6 +7,7 @@ exporting need. It contains only tensors and plain Python values, so `torch.load
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import re
@@ -39,6 +40,36 @@ def versions() -> dict[str, str]:
     return out
 
 
+def content_digest(value: Any) -> str:
+    """sha256 over a checkpoint's content (tensor bytes and plain values, in a fixed order), so that a flipped bit
+    anywhere that torch.load would read is caught: torch's zip reader does not check CRCs."""
+    import torch
+
+    digest = hashlib.sha256()
+
+    def feed(node: Any) -> None:
+        if isinstance(node, torch.Tensor):
+            t = node.detach().cpu().contiguous()
+            digest.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(node, dict):
+            digest.update(b"{")
+            for key in sorted(node, key=str):
+                digest.update(repr(key).encode())
+                feed(node[key])
+            digest.update(b"}")
+        elif isinstance(node, list | tuple):
+            digest.update(b"[")
+            for item in node:
+                feed(item)
+            digest.update(b"]")
+        else:
+            digest.update(repr(node).encode())
+
+    feed(value)
+    return digest.hexdigest()
+
+
 def build_checkpoint(
     policy_state: dict[str, Any],
     *,
@@ -50,7 +81,7 @@ def build_checkpoint(
     last_eval_iter: int,
     wall_seconds: float,
 ) -> dict[str, Any]:
-    return {
+    checkpoint = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": policy_state["model"],
@@ -65,6 +96,8 @@ def build_checkpoint(
         "best_eval": best_eval,
         "versions": versions(),
     }
+    checkpoint["sha256"] = content_digest(checkpoint)
+    return checkpoint
 
 
 def fsync_dir(directory: Path) -> None:
@@ -99,7 +132,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:
     import torch
 
-    atomic_write(path, lambda f: torch.save(checkpoint, f))
+    # Serialize in memory first: torch.save reports a failed file write (a full disk) as a RuntimeError.
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -137,6 +173,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise UserError(f"{path} is not a valid checkpoint ({type(e).__name__})") from e
     if not isinstance(obj, dict):
         raise UserError(f"{path} is not a checkpoint: it holds a {type(obj).__name__}, not a dict")
+    if is_dqnkit_checkpoint(obj):
+        stored = obj.pop("sha256", None)
+        if stored != content_digest(obj):
+            raise UserError(f"{path} is corrupted: its content does not match the checksum written with it")
     return obj
 
 
@@ -146,9 +186,16 @@ def is_dqnkit_checkpoint(obj: dict[str, Any]) -> bool:
 
 def model_state(obj: dict[str, Any], path: Path) -> dict[str, Any]:
     """The network weights of a dqnkit or plain DI-engine checkpoint."""
+    import torch
+
     state = obj.get("model")
-    if not isinstance(state, dict) or not state:
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"{path} holds no 'model' weights: not a DI-engine or dqnkit checkpoint")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise UserError(
+            f"{path} holds non-finite weights (NaN or inf) in {bad[0]}: training diverged or the file is damaged"
+        )
     return state
 
 

@@ -35,7 +35,7 @@ from dqnkit.config import (
     to_plain,
 )
 from dqnkit.envs import env_backend, env_facts, make_ding_env
-from dqnkit.errors import UserError
+from dqnkit.errors import TrainingFailed, UserError
 from dqnkit.plotting import METRICS_FIELDS, plot_runs
 from dqnkit.progress import ProgressLine, format_duration
 
@@ -254,8 +254,10 @@ class RunRecorder:
         self.loss: float | None = None
         self.started = time.monotonic()
         self.metrics_path = self.run_dir / "metrics.csv"
+        for stale in self.run_dir.glob(".*.tmp"):  # left by a process killed mid-write (kill -9, power loss)
+            stale.unlink(missing_ok=True)
         if not self.metrics_path.exists():
-            with open(self.metrics_path, "w", newline="") as f:
+            with self._writing(self.metrics_path), open(self.metrics_path, "w", newline="") as f:
                 csv.writer(f).writerow(METRICS_FIELDS)
 
     @property
@@ -274,14 +276,21 @@ class RunRecorder:
             wall_seconds=self.wall_seconds,
         )
 
-    def save(self, name: str) -> Path:
-        path = self.run_dir / name
+    @contextmanager
+    def _writing(self, path: Path) -> Iterator[None]:
+        """A full disk or a folder turned read-only stops training with one clear line."""
         try:
-            ckpt.save_checkpoint(self._checkpoint(), path)
+            yield
         except OSError as e:
             raise UserError(
-                f"cannot write checkpoint {path}: {e.strerror or e}; earlier checkpoints in {self.run_dir} are intact"
+                f"cannot write {path}: {e.strerror or e}; training stopped, the checkpoints already in "
+                f"{self.run_dir} are intact (free space or fix permissions, then dqn-train --resume {self.run_dir})"
             ) from e
+
+    def save(self, name: str) -> Path:
+        path = self.run_dir / name
+        with self._writing(path):
+            ckpt.save_checkpoint(self._checkpoint(), path)
         return path
 
     def _save_periodic(self) -> None:
@@ -342,10 +351,10 @@ class RunRecorder:
             f"{self.last_eval['max']:.4f}",
             "" if self.loss is None else f"{self.loss:.6f}",
         ]
-        with open(self.metrics_path, "a", newline="") as f:
+        with self._writing(self.metrics_path), open(self.metrics_path, "a", newline="") as f:
             csv.writer(f).writerow(row)
 
-    def finish(self, stop_reason: str, signum: int | None) -> dict[str, Any]:
+    def finish(self, stop_reason: str, signum: int | None, failure: Exception | None = None) -> dict[str, Any]:
         self.progress.close()
         final = self.save("final.pth.tar")
         stop_value = float(self.cfg.env.stop_value)
@@ -370,7 +379,11 @@ class RunRecorder:
         }
         if signum is not None:
             summary["signal"] = signum
-        ckpt.atomic_write_bytes(self.run_dir / "summary.json", json.dumps(summary, indent=2).encode() + b"\n")
+        if failure is not None:
+            first_line = (str(failure).strip().splitlines() or [""])[0][:300]
+            summary["failure"] = f"{type(failure).__name__}: {first_line}" if first_line else type(failure).__name__
+        with self._writing(self.run_dir / "summary.json"):
+            ckpt.atomic_write_bytes(self.run_dir / "summary.json", json.dumps(summary, indent=2).encode() + b"\n")
         if self.last_eval is not None:
             try:
                 plot_runs(
@@ -418,6 +431,39 @@ def _guard_empty_train_output(logger: Any) -> Any:
         return logger(ctx)
 
     return _log
+
+
+@contextmanager
+def _worker_signals() -> Iterator[None]:
+    """Env worker processes forked in here ignore Ctrl-C (which a terminal sends to the whole process group): the
+    trainer alone decides how to stop and closes them after its final checkpoint. SIGTERM keeps its default, so
+    `terminate()` still ends a worker; a worker whose trainer died exits when its pipe closes."""
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL),
+    }
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _close_env(manager: Any, name: str) -> None:
+    try:
+        manager.close()
+    except (OSError, EOFError) as e:
+        print(f"dqnkit: warning: {name} env workers did not close cleanly ({type(e).__name__})", file=sys.stderr)
+    # SubprocessEnvManagerV2.close() returns early once the manager marked itself closed after a worker failure,
+    # and stops at a dead worker's broken pipe; either way the other workers are left alive and would block
+    # interpreter exit (multiprocessing joins its children).
+    for process in getattr(manager, "_subprocesses", {}).values():
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=2)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=2)
 
 
 @contextmanager
@@ -475,9 +521,13 @@ def train(options: TrainOptions) -> TrainResult:
     mute_ding_logging()
     progress = ProgressLine(quiet=options.quiet, max_env_steps=cfg.dqnkit.max_env_steps)
     if not options.quiet:
-        what = (
-            f"resuming {plan.run_dir} from {plan.resume_from}" if plan.resume_from else f"training into {plan.run_dir}"
-        )
+        if plan.resume_state is not None and plan.resume_from is not None:
+            what = (
+                f"resuming {plan.run_dir} from {plan.resume_from.name} at env step "
+                f"{plan.resume_state['env_step']}, train iter {plan.resume_state['train_iter']}"
+            )
+        else:
+            what = f"training into {plan.run_dir}"
         print(
             f"dqnkit: {what} ({cfg.env.env_id}, seed {cfg.seed}, {'cuda' if cfg.policy.cuda else 'cpu'})",
             file=sys.stderr,
@@ -490,6 +540,7 @@ def train(options: TrainOptions) -> TrainResult:
 
     stop_reason = "finished"
     signum: int | None = None
+    failure: Exception | None = None
     with _signals_raise_interrupted(), task.start(async_mode=False, ctx=OnlineRLContext()):
         collector_env = _env_manager(cfg, cfg.env.collector_env_num)
         evaluator_env = _env_manager(cfg, cfg.env.evaluator_env_num)
@@ -520,20 +571,32 @@ def train(options: TrainOptions) -> TrainResult:
             task.use(recorder)
             task.use(termination_checker(cfg.dqnkit.max_env_steps, cfg.dqnkit.max_train_iters))
             torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+            with _worker_signals():
+                collector_env.launch()
+                evaluator_env.launch()
             try:
                 task.run()
                 stop_reason = _stop_reason(cfg, recorder)
             except (KeyboardInterrupt, Interrupted) as e:
                 stop_reason = "interrupted"
                 signum = e.signum if isinstance(e, Interrupted) else int(signal.SIGINT)
+            except UserError:
+                raise  # storage failures: nothing more can be written
+            except Exception as e:  # an env worker died, an env raised: keep what was learned, then report it
+                stop_reason, failure = "failed", e
             # Late signals must not cut the final checkpoint short.
             for s in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(s, signal.SIG_IGN)
-            summary = recorder.finish(stop_reason, signum)
+            summary = recorder.finish(stop_reason, signum, failure)
         finally:
-            collector_env.close()
-            evaluator_env.close()
+            _close_env(collector_env, "collector")
+            _close_env(evaluator_env, "evaluator")
     _print_summary(summary, plan.run_dir)
+    if failure is not None:
+        raise TrainingFailed(
+            f"training failed: {summary['failure']}; final.pth.tar and summary.json are in {plan.run_dir} "
+            f"(continue with dqn-train --resume {plan.run_dir})"
+        ) from failure
     return TrainResult(plan.run_dir, stop_reason, summary)
 
 
@@ -544,6 +607,7 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         "max_train_iters": "hit the train iteration limit",
         "interrupted": "interrupted; resume with: dqn-train --resume " + shlex.quote(str(run_dir)),
         "finished": "finished",
+        "failed": "stopped by a failure",
     }[summary["stop_reason"]]
     best = summary["best_eval"]
     print(

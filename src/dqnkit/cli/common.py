@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from dqnkit.errors import UserError
+from dqnkit.errors import TrainingFailed, UserError
 
 USER_ERROR_EXIT = 2
 
@@ -67,6 +67,9 @@ def run(prog: str, command: Callable[[], int]) -> NoReturn:
         message = " ".join(str(e).split())  # one line, whatever the message held
         print(f"{prog}: error: {message}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT)
+    except TrainingFailed as e:
+        print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)

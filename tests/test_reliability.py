@@ -1,0 +1,372 @@
+"""Faults inflicted for real: signals, kill -9, a dead env worker, a full or read-only disk, hostile files."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import BIN, CONFIGS, assert_user_error
+from dqnkit.checkpoint import load_checkpoint
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    """dqn-train in its own session, as a terminal would run it (signals can go to the whole group)."""
+    return subprocess.Popen(
+        [str(BIN / "dqn-train"), *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "SDL_VIDEODRIVER": "dummy"},
+    )
+
+
+def _wait_for_rows(metrics: Path, rows: int, proc: subprocess.Popen[str], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        if metrics.is_file() and len(metrics.read_text().splitlines()) > rows:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"training did not reach {rows} evaluations in {timeout} s")
+
+
+def _session_processes(sid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "-s", str(sid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _wait_gone(sid: int, timeout: float = 15) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _session_processes(sid):
+        time.sleep(0.2)
+    return _session_processes(sid)
+
+
+def _all_checkpoints_load(run: Path) -> list[Path]:
+    checkpoints = sorted(run.glob("*.pth.tar"))
+    for path in checkpoints:
+        load_checkpoint(path)  # verifies the content checksum
+        torch.load(path, map_location="cpu", weights_only=True)
+    return checkpoints
+
+
+@pytest.mark.parametrize(
+    ("sig", "manager", "code"), [(signal.SIGINT, "base", 130), (signal.SIGTERM, "subprocess", 143)]
+)
+def test_signal_writes_final_and_summary_and_resume_continues_exactly(
+    tmp_path: Path, sig: int, manager: str, code: int
+) -> None:
+    proc = _start(
+        [
+            "--config",
+            str(CONFIGS / "cartpole.py"),
+            "--exp-name",
+            "sig",
+            "--env-manager",
+            manager,
+            "--stop-value",
+            "1e9",
+        ],
+        tmp_path,
+    )
+    run = tmp_path / "runs" / "sig"
+    _wait_for_rows(run / "metrics.csv", 3, proc)
+    os.killpg(proc.pid, sig)  # like Ctrl-C in a terminal: the trainer and its env workers all get it
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert _wait_gone(proc.pid) == [], "env workers left running"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stop_reason"] == "interrupted"
+    final = load_checkpoint(run / "final.pth.tar")
+    assert (final["env_step"], final["train_iter"]) == (summary["env_steps"], summary["train_iters"])
+
+    resumed = _start(["--resume", str(run), "--max-train-iters", str(final["train_iter"] + 100)], tmp_path)
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert f"at env step {final['env_step']}, train iter {final['train_iter']}" in err
+    after = load_checkpoint(run / "final.pth.tar")
+    assert after["train_iter"] > final["train_iter"] + 100 and after["env_step"] > final["env_step"]
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_never_truncates_a_checkpoint(tmp_path: Path) -> None:
+    rng = random.Random(1234)
+    run = tmp_path / "runs" / "k9"
+    fresh = [
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--exp-name",
+        "k9",
+        "--stop-value",
+        "1e9",
+        "--set",
+        "dqnkit.save_freq=5",
+        "--set",
+        "dqnkit.keep_periodic=2",
+        "--quiet",
+    ]
+    kills = 0
+    loaded = 0
+    while kills < 20:
+        has_checkpoint = run.is_dir() and any(run.glob("*.pth.tar"))
+        if run.is_dir() and not has_checkpoint:
+            for leftover in run.iterdir():
+                leftover.unlink()
+            run.rmdir()
+        args = ["--resume", str(run), "--quiet"] if has_checkpoint else fresh
+        proc = _start(args, tmp_path)
+        time.sleep(rng.uniform(3.0, 6.5))  # import (~3 s) then training, which writes a checkpoint every 5 iters
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        kills += 1
+        loaded += len(_all_checkpoints_load(run)) if run.is_dir() else 0
+    assert loaded >= 20, "the kills never left checkpoints to check"
+    assert (run / "latest.pth.tar").is_file() and (run / "best.pth.tar").is_file()
+
+
+def test_a_dead_env_worker_stops_training_with_a_final_checkpoint(tmp_path: Path) -> None:
+    proc = _start(
+        [
+            "--config",
+            str(CONFIGS / "cartpole.py"),
+            "--exp-name",
+            "w",
+            "--env-manager",
+            "subprocess",
+            "--stop-value",
+            "1e9",
+        ],
+        tmp_path,
+    )
+    run = tmp_path / "runs" / "w"
+    _wait_for_rows(run / "metrics.csv", 2, proc)
+    workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert workers, "no env worker processes found"
+    os.kill(int(workers[0]), signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    assert re.search(r"dqn-train: error: training failed: \w+", err), err
+    assert json.loads((run / "summary.json").read_text())["stop_reason"] == "failed"
+    load_checkpoint(run / "final.pth.tar")
+    assert _wait_gone(proc.pid) == [], "processes left behind"
+
+
+@contextlib.contextmanager
+def _tmpfs(path: Path, size: str):
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_a_full_disk_stops_training_with_one_line_and_intact_checkpoints(tmp_path: Path) -> None:
+    with _tmpfs(tmp_path / "runs", "1800k") as runs:
+        proc = _start(
+            [
+                "--config",
+                str(CONFIGS / "cartpole.py"),
+                "--exp-name",
+                "full",
+                "--stop-value",
+                "1e9",
+                "--set",
+                "dqnkit.save_freq=20",
+            ],
+            tmp_path,
+        )
+        _, err = proc.communicate(timeout=120)
+        assert_user_error(
+            type("R", (), {"returncode": proc.returncode, "stderr": _last_line(err)})(),
+            "No space left on device",
+            "intact",
+        )
+        assert "Traceback" not in err
+        assert _all_checkpoints_load(runs / "full"), "no good checkpoint survived"
+
+
+def test_a_runs_folder_turned_read_only_stops_training_cleanly(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    proc = _start(["--config", str(CONFIGS / "cartpole.py"), "--exp-name", "ro", "--stop-value", "1e9"], tmp_path)
+    _wait_for_rows(runs / "ro" / "metrics.csv", 2, proc)
+    # A read-only bind mount over the folder: new files there fail with EROFS, as on a disk remounted read-only.
+    if subprocess.run(["mount", "--bind", str(runs), str(runs)], capture_output=True).returncode != 0:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.skip("cannot bind-mount here")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(runs)], check=True)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        subprocess.run(["umount", "-l", str(runs)], capture_output=True)
+    assert proc.returncode == 2, err
+    assert "Read-only file system" in _last_line(err) and "Traceback" not in err
+    assert _all_checkpoints_load(runs / "ro")
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def test_same_seed_same_losses_and_eval_returns(tmp_path: Path) -> None:
+    rows = []
+    for name in ("a", "b"):
+        proc = _start(
+            [
+                "--config",
+                str(CONFIGS / "cartpole.py"),
+                "--exp-name",
+                name,
+                "--seed",
+                "5",
+                "--max-train-iters",
+                "400",
+                "--stop-value",
+                "1e9",
+                "--quiet",
+            ],
+            tmp_path,
+        )
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        with open(tmp_path / "runs" / name / "metrics.csv") as f:
+            rows.append([{k: v for k, v in r.items() if k != "wall_seconds"} for r in csv.DictReader(f)])
+    assert len(rows[0]) >= 4
+    assert rows[0] == rows[1]
+
+
+# --- fuzzed files and options --------------------------------------------------------------------------------------
+
+
+def _run_in_process(main, argv: list[str]) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            main(argv)
+        except SystemExit as e:
+            return int(e.code or 0), err.getvalue()
+    return 0, err.getvalue()
+
+
+def _mutations(original: bytes):
+    return st.one_of(
+        st.just(b""),
+        st.binary(min_size=1, max_size=2048),
+        st.integers(0, len(original) - 1).map(lambda n: original[:n]),
+        st.lists(st.tuples(st.integers(0, len(original) - 1), st.integers(1, 255)), min_size=1, max_size=12).map(
+            lambda flips: _flip(original, flips)
+        ),
+    )
+
+
+def _flip(data: bytes, flips: list[tuple[int, int]]) -> bytes:
+    out = bytearray(data)
+    for pos, mask in flips:
+        out[pos] ^= mask
+    return bytes(out)
+
+
+def _assert_clean_outcome(code: int, err: str, prog: str) -> None:
+    assert code in (0, 2), (code, err)
+    if code == 2:
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith(f"{prog}: error:"), err
+
+
+FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+
+
+@pytest.mark.slow
+def test_export_survives_fuzzed_checkpoints_and_options(trained_cartpole: Path, tmp_path_factory) -> None:
+    from dqnkit.cli.export import main
+
+    original = (trained_cartpole / "best.pth.tar").read_bytes()
+
+    @FUZZ
+    @given(
+        data=_mutations(original),
+        fmt=st.sampled_from(["all", "onnx", "torchscript", "tflite"]),
+        opset=st.integers(-3, 30),
+    )
+    def check(data: bytes, fmt: str, opset: int) -> None:
+        work = tmp_path_factory.mktemp("fx")
+        target = work / "ckpt.pth.tar"
+        target.write_bytes(data)
+        code, err = _run_in_process(
+            main, ["--ckpt", str(target), "--format", fmt, "--opset", str(opset), "--out", str(work / "out")]
+        )
+        _assert_clean_outcome(code, err, "dqn-export")
+        if code == 0:  # only a file whose checksummed content is intact may export
+            assert (
+                load_checkpoint(target)["model"].keys()
+                == torch.load(trained_cartpole / "best.pth.tar", weights_only=True)["model"].keys()
+            )
+
+    check()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["model.onnx", "model.pt", "best.pth.tar"])
+def test_eval_survives_fuzzed_models_and_options(
+    exported_cartpole: Path, trained_cartpole: Path, tmp_path_factory, name: str
+) -> None:
+    from dqnkit.cli.eval import main
+
+    source = trained_cartpole / name if name.endswith(".pth.tar") else exported_cartpole / name
+    original = source.read_bytes()
+
+    @FUZZ
+    @given(
+        data=_mutations(original),
+        episodes=st.integers(-2, 2),
+        epsilon=st.sampled_from(["0", "0.5", "2", "nan"]),
+        envs=st.integers(-1, 2),
+    )
+    def check(data: bytes, episodes: int, epsilon: str, envs: int) -> None:
+        target = tmp_path_factory.mktemp("fe") / name
+        target.write_bytes(data)
+        code, err = _run_in_process(
+            main, [str(target), "--episodes", str(episodes), "--epsilon", epsilon, "--envs", str(envs), "--quiet"]
+        )
+        _assert_clean_outcome(code, err, "dqn-eval")
+
+    check()
+
+
+def test_a_hostile_pickle_is_refused_by_eval_and_resume(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil = tmp_path / "best.pth.tar"
+    torch.save({"format": "dqnkit-checkpoint", "model": {}, "x": Exploit()}, evil)
+    for args in (["dqn-eval", str(evil)], ["dqn-train", "--resume", str(evil)]):
+        proc = subprocess.run(
+            [str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=120, cwd=tmp_path
+        )
+        assert_user_error(type("R", (), {"returncode": proc.returncode, "stderr": proc.stderr})(), "refused")
+    assert not marker.exists()
