@@ -79,13 +79,13 @@ def _torchscript_agent(path: Path) -> Agent:
     return Agent("torchscript", path, meta, q_values)
 
 
-def _checkpoint_agent(path: Path) -> Agent:
+def _checkpoint_agent(path: Path, config_path: str | Path | None = None) -> Agent:
     import torch
 
     from dqnkit.envs import env_facts
     from dqnkit.network import load_network
 
-    net = load_network(path)
+    net = load_network(path, config_path)
     facts = env_facts(net.env_id)
     meta = {
         "env_id": net.env_id,
@@ -111,17 +111,18 @@ def newest_run(runs_dir: Path) -> Path:
     return max(runs, key=lambda d: max((d / n).stat().st_mtime for n in ckpt.BEST_FIRST if (d / n).is_file()))
 
 
-def load_agent(model: str | Path) -> Agent:
+def load_agent(model: str | Path, config_path: str | Path | None = None) -> Agent:
+    """config_path: the training config, for plain DI-engine checkpoints (they store no architecture)."""
     path = Path(model)
     if path.is_dir():
-        return _checkpoint_agent(ckpt.find_checkpoint(path))
+        return _checkpoint_agent(ckpt.find_checkpoint(path), config_path)
     if not path.exists():
         raise UserError(f"no such model file or run folder: {path}")
     if path.suffix == ".onnx":
         return _onnx_agent(path)
     if path.suffix == ".pt":
         return _torchscript_agent(path)
-    return _checkpoint_agent(path)
+    return _checkpoint_agent(path, config_path)
 
 
 # --- episodes ----------------------------------------------------------------------------------------------------
@@ -385,8 +386,9 @@ def evaluate(
     video: Path | None = None,
     on_episode: Callable[[Episode], None] | None = None,
     log: Callable[[str], None] = print,
+    config_path: str | Path | None = None,
 ) -> Report:
-    agent = load_agent(model)
+    agent = load_agent(model, config_path)
     env_id = env_id or agent.env_id
     check_env_fits(agent, env_id)
     fps = int(agent.meta.get("render_fps") or 30)

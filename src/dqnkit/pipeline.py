@@ -34,6 +34,7 @@ from dqnkit.config import (
     parse_override,
     to_plain,
 )
+from dqnkit.ding_fixes import fast_tree_construction
 from dqnkit.envs import env_backend, env_facts, make_ding_env
 from dqnkit.errors import TrainingFailed, UserError
 from dqnkit.plotting import METRICS_FIELDS, plot_runs
@@ -421,6 +422,20 @@ def _env_manager(cfg: Any, count: int) -> Any:
     return manager_cls(env_fn=env_fn, cfg=cfg.env.manager)
 
 
+def _skip_repeated_evaluation(evaluator: Any) -> Any:
+    """interaction_evaluator evaluates again whenever train_iter has not moved since its last evaluation, which is
+    every iteration until the buffer holds a batch (and the first after a resume). Its envs are seeded without
+    dynamic seeds, so it replays the same episodes with the same policy: the same result, at the cost of a full
+    evaluation (16 LunarLander episodes of up to 1,000 steps) each time."""
+
+    def _evaluate(ctx: Any) -> Any:
+        if ctx.last_eval_iter != -1 and ctx.train_iter == ctx.last_eval_iter:
+            return None
+        return evaluator(ctx)
+
+    return _evaluate
+
+
 def _guard_empty_train_output(logger: Any) -> Any:
     """online_logger pops from ctx.train_output whenever it is not None, and crashes on the empty list that
     OffPolicyLearner leaves while the buffer holds less than a batch (always the case right after a resume)."""
@@ -516,6 +531,7 @@ def train(options: TrainOptions) -> TrainResult:
     from ding.policy import DQNPolicy
     from ding.utils import set_pkg_seed
 
+    fast_tree_construction()
     _write_run_files(plan, options.command)
     ding_init(cfg)
     mute_ding_logging()
@@ -561,7 +577,7 @@ def train(options: TrainOptions) -> TrainResult:
                 task.ctx.last_eval_iter = int(state.get("last_eval_iter", -1))
             recorder = RunRecorder(plan, policy, progress)
 
-            task.use(interaction_evaluator(cfg, policy.eval_mode, evaluator_env))
+            task.use(_skip_repeated_evaluation(interaction_evaluator(cfg, policy.eval_mode, evaluator_env)))
             task.use(eps_greedy_handler(cfg))
             task.use(StepCollector(cfg, policy.collect_mode, collector_env))
             task.use(nstep_reward_enhancer(cfg))

@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="parallel envs with batched inference (not with rendering)",
     )
+    p.add_argument("--config", metavar="FILE", help="training config; needed only for plain DI-engine checkpoints")
     p.add_argument(
         "--runs-dir", type=Path, default=Path("runs"), help="where to look for the newest run (default runs/)"
     )
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
             render=args.render,
             video=args.video,
             log=lambda line: print(f"dqn-eval: {line}", file=sys.stderr),
+            config_path=args.config,
         )
         print(summary_line(report) if args.quiet else format_report(report))
         if args.json is not None:

@@ -1,0 +1,53 @@
+"""Targeted fixes to DI-engine 0.5.3 pieces that are correct but slow, applied without changing their results."""
+
+from __future__ import annotations
+
+import contextlib
+import types
+from collections.abc import Callable
+from typing import Any
+
+
+class _FastDictModule(types.ModuleType):
+    """A stand-in for treetensor.torch or treetensor.numpy whose constructor takes dicts the fast way."""
+
+    def __init__(self, real: types.ModuleType, constructor: str) -> None:
+        super().__init__(real.__name__)
+        self._real = real
+        setattr(self, constructor, _fast_dicts(getattr(real, constructor)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def _fast_dicts(construct: Callable[..., Any]) -> Callable[..., Any]:
+    from treevalue import TreeValue
+    from treevalue.tree.common import create_storage
+
+    def wrapper(data: Any, *args: Any, **kwargs: Any) -> Any:
+        if type(data) is dict:
+            # Non-string keys: leave the dict to treetensor, which handles (or rejects) it as before.
+            with contextlib.suppress(TypeError):
+                data = TreeValue(create_storage(data))
+        return construct(data, *args, **kwargs)
+
+    return wrapper
+
+
+def fast_tree_construction() -> None:
+    """Per env step, DI-engine wraps dicts into tree tensors: `ttorch.as_tensor(transition)` in StepCollector and
+    `tnp.array({...})` for every timestep in the V2 env managers. Given a plain dict, treevalue first tries a path
+    that fails after formatting every array with repr (~200 us per call, a third of a LunarLander run's time).
+    Building the same TreeValue from a TreeStorage is ~20x faster; the resulting trees are identical."""
+    import treetensor.numpy as tnp
+    import treetensor.torch as ttorch
+    from ding.envs.env_manager import base_env_manager, subprocess_env_manager
+    from ding.framework.middleware.functional import collector
+
+    for module, name, real, constructor in (
+        (collector, "ttorch", ttorch, "as_tensor"),
+        (base_env_manager, "tnp", tnp, "array"),
+        (subprocess_env_manager, "tnp", tnp, "array"),
+    ):
+        if hasattr(module, name) and not isinstance(getattr(module, name), _FastDictModule):
+            setattr(module, name, _FastDictModule(real, constructor))
