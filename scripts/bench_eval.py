@@ -105,7 +105,8 @@ def main() -> None:
         "| how | wall s | mean return |\n| --- | ---: | ---: |\n"
         f"| dqn-eval model.onnx --envs {args.envs} (whole command) | {dqn_eval_seconds:.1f} | "
         f"{result['dqn_eval_mean_return']:.1f} |\n"
-        f"| plain loop, eager DI-engine model, one env | {plain_seconds:.1f} | {result['plain_loop_mean_return']:.1f} |\n"
+        f"| plain loop, eager DI-engine model, one env | {plain_seconds:.1f} | "
+        f"{result['plain_loop_mean_return']:.1f} |\n"
         f"\nRatio dqn-eval / plain loop: {result['ratio']:.2f}x\n"
     )
     base.with_suffix(".md").write_text(text)
