@@ -25,6 +25,7 @@ DQNKIT_DEFAULTS: dict[str, Any] = {
     "save_freq": 500,  # train iterations between latest.pth.tar writes
     "keep_periodic": 3,  # how many iteration_<N>.pth.tar files to keep beside latest.pth.tar
     "log_freq": 100,  # train iterations between TensorBoard loss points
+    "stop_min_return": None,  # also require every eval episode >= this to stop (None: eval mean only)
 }
 
 

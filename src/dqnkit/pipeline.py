@@ -12,11 +12,12 @@ import csv
 import json
 import math
 import os
+import pprint
 import shlex
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -234,7 +235,7 @@ class RunRecorder:
     written by `finish`, which the driver calls on every kind of stop.
     """
 
-    def __init__(self, plan: RunPlan, policy: Any, progress: ProgressLine) -> None:
+    def __init__(self, plan: RunPlan, policy: Any, progress: ProgressLine, request_stop: Callable[[], None]) -> None:
         self.plan = plan
         self.cfg = plan.cfg
         self.policy = policy
@@ -243,6 +244,10 @@ class RunRecorder:
         self.config_plain = to_plain(plan.cfg)
         settings = plan.cfg.dqnkit
         self.save_freq = int(settings.save_freq)
+        self.stop_value = float(plan.cfg.env.stop_value)
+        self.stop_min_return = settings.stop_min_return
+        self.request_stop = request_stop
+        self.reached_stop = False
         self.keep_periodic = int(settings.keep_periodic)
         state = plan.resume_state or {}
         self.wall_offset = float(state.get("wall_seconds", 0.0))
@@ -329,6 +334,9 @@ class RunRecorder:
             if self.best_eval is None or self.last_eval["mean"] > self.best_eval:
                 self.best_eval = self.last_eval["mean"]
                 self.save("best.pth.tar")
+            if self._meets_stop_rule(self.last_eval, int(ctx.train_iter)):
+                self.reached_stop = True
+                self.request_stop()
         if self.train_iter - self.last_save_iter >= self.save_freq:
             self.last_save_iter = self.train_iter
             self._save_periodic()
@@ -339,6 +347,13 @@ class RunRecorder:
             self.best_eval,
             evaluated,
         )
+
+    def _meets_stop_rule(self, evaluation: dict[str, float], train_iter: int) -> bool:
+        """DI-engine's rule (eval mean >= env.stop_value after some training), plus, when the config sets
+        dqnkit.stop_min_return, every eval episode at or above it: a mean alone stops on lucky evaluations."""
+        if train_iter <= 0 or evaluation["mean"] < self.stop_value:
+            return False
+        return self.stop_min_return is None or evaluation["min"] >= float(self.stop_min_return)
 
     def _append_metrics(self) -> None:
         assert self.last_eval is not None
@@ -402,14 +417,18 @@ class RunRecorder:
 
 
 def _write_run_files(plan: RunPlan, command: str) -> None:
-    from ding.config import save_config
-
     run_dir = plan.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     raw = {"main_config": to_plain(plan.main), "create_config": to_plain(plan.create)}
     (run_dir / RUN_CONFIG).write_text(yaml.safe_dump(raw, sort_keys=False))
     (run_dir / "config.yaml").write_text(yaml.safe_dump(to_plain(plan.cfg), sort_keys=False))
-    save_config(copy.deepcopy(plan.cfg), str(run_dir / "config.py"), save_formatted=False)
+    # DI-engine's save_config runs yapf over the file (2 s); this writes the same config, loadable by --config.
+    (run_dir / "config.py").write_text(
+        "# Compiled config of this run: dqn-train --config this_file retrains with exactly these settings.\n"
+        "from easydict import EasyDict\n\ninf, nan = float('inf'), float('nan')\n\n"
+        f"main_config = EasyDict({pprint.pformat(to_plain(plan.cfg), sort_dicts=False)})\n\n"
+        f"create_config = EasyDict({pprint.pformat(to_plain(plan.create), sort_dicts=False)})\n"
+    )
     with open(run_dir / "command.txt", "a") as f:
         f.write(command + "\n")
 
@@ -496,8 +515,7 @@ def _signals_raise_interrupted() -> Iterator[None]:
 
 def _stop_reason(cfg: Any, recorder: RunRecorder) -> str:
     limits = cfg.dqnkit
-    # interaction_evaluator finishes the task when an eval mean reaches the stop value (train_iter > 0).
-    if recorder.last_eval is not None and recorder.last_eval["mean"] >= cfg.env.stop_value and recorder.train_iter > 0:
+    if recorder.reached_stop:
         return "stop_value"
     if limits.max_env_steps is not None and recorder.env_step > limits.max_env_steps:
         return "max_env_steps"
@@ -575,9 +593,12 @@ def train(options: TrainOptions) -> TrainResult:
                 task.ctx.env_step = int(state["env_step"])
                 task.ctx.train_iter = int(state["train_iter"])
                 task.ctx.last_eval_iter = int(state.get("last_eval_iter", -1))
-            recorder = RunRecorder(plan, policy, progress)
+            recorder = RunRecorder(plan, policy, progress, request_stop=lambda: setattr(task, "finish", True))
+            # The recorder applies the stop rule; the evaluator gets a copy that never stops by itself.
+            eval_cfg = copy.deepcopy(cfg)
+            eval_cfg.env.stop_value = math.inf
 
-            task.use(_skip_repeated_evaluation(interaction_evaluator(cfg, policy.eval_mode, evaluator_env)))
+            task.use(_skip_repeated_evaluation(interaction_evaluator(eval_cfg, policy.eval_mode, evaluator_env)))
             task.use(eps_greedy_handler(cfg))
             task.use(StepCollector(cfg, policy.collect_mode, collector_env))
             task.use(nstep_reward_enhancer(cfg))
