@@ -41,7 +41,8 @@ from dqnkit.errors import TrainingFailed, UserError
 from dqnkit.plotting import METRICS_FIELDS, plot_runs
 from dqnkit.progress import ProgressLine, format_duration
 
-RUN_CONFIG = "run_config.yaml"  # main_config + create_config as given (after --set): what --resume reloads
+RUN_CONFIG = "run_config.yaml"
+EVAL_SEED_OFFSET = 100_003  # evaluation episodes draw seeds apart from the collector's  # main_config + create_config as given (after --set): what --resume reloads
 
 
 class Interrupted(Exception):
@@ -599,6 +600,11 @@ def train(options: TrainOptions) -> TrainResult:
             eval_cfg.env.stop_value = math.inf
 
             task.use(_skip_repeated_evaluation(interaction_evaluator(eval_cfg, policy.eval_mode, evaluator_env)))
+            # interaction_evaluator seeds its envs with dynamic_seed=False: every evaluation replays the same
+            # evaluator_env_num start states, so "best" and the stop rule are tuned to a handful of episodes (a
+            # stock LunarLander run that stopped at 8-episode mean >= 200 scored 143 over 100 fresh episodes).
+            # Fresh, reproducible seeds per episode make each evaluation an honest estimate.
+            evaluator_env.seed(cfg.seed + EVAL_SEED_OFFSET, dynamic_seed=bool(cfg.dqnkit.fresh_eval_episodes))
             task.use(eps_greedy_handler(cfg))
             task.use(StepCollector(cfg, policy.collect_mode, collector_env))
             task.use(nstep_reward_enhancer(cfg))
