@@ -1,44 +1,15 @@
-"""LunarLander-v3 DQN (Gymnasium 1.x), starting from DI-engine's dizoo recipe (lunarlander_dqn_config.py).
+"""LunarLander-v3 DQN (Gymnasium 1.x): configs/lunarlander.py with the Gymnasium environment.
 
-Kept from the recipe: dueling network with encoder [512, 64], gamma 0.99, 3-step returns, 8 + 8 envs, 100k replay.
-Changed (measurements in benchmarks/NOTES.md): in-process envs (16 subprocesses cost more than they give on 2
-cores); twice the updates per env step (16 updates of batch 128 per 32 env steps) at lr 5e-4 with the target
-copied every 250 updates; epsilon 1.0 -> 0.05 over ~15k steps; evaluation on 16 fresh episodes every 2,000
-updates, stopping when their mean reaches 220 and none scores below 100 (the recipe's stop, mean of 8 replayed
-start states >= 200, stops on lucky evaluations); `cuda` decided by dqn-train --device.
+DI-engine's DingEnvWrapper recognises a gymnasium.Env and wraps it the same way as a gym 0.25 one.
 """
 
-from easydict import EasyDict
+import copy
+import runpy
+from pathlib import Path
 
-main_config = EasyDict(
-    dict(
-        exp_name="lunarlander_v3_dqn",
-        env=dict(
-            env_id="LunarLander-v3",
-            collector_env_num=8,
-            evaluator_env_num=8,
-            n_evaluator_episode=16,
-            stop_value=220,
-        ),
-        policy=dict(
-            cuda=False,
-            model=dict(obs_shape=8, action_shape=4, encoder_hidden_size_list=[512, 64], dueling=True),
-            discount_factor=0.99,
-            nstep=3,
-            learn=dict(update_per_collect=16, batch_size=128, learning_rate=0.0005, target_update_freq=250),
-            collect=dict(n_sample=32, unroll_len=1),
-            eval=dict(evaluator=dict(eval_freq=2000)),
-            other=dict(
-                eps=dict(type="exp", start=1.0, end=0.05, decay=15000),
-                replay_buffer=dict(replay_buffer_size=100000),
-            ),
-        ),
-        dqnkit=dict(max_env_steps=400_000, save_freq=2000, keep_periodic=3, stop_min_return=100),
-    )
-)
-create_config = EasyDict(
-    dict(
-        env_manager=dict(type="base"),
-        policy=dict(type="dqn"),
-    )
-)
+_base = runpy.run_path(str(Path(__file__).with_name("lunarlander.py")))
+
+main_config = copy.deepcopy(_base["main_config"])
+main_config.exp_name = "lunarlander_v3_dqn"
+main_config.env.env_id = "LunarLander-v3"
+create_config = copy.deepcopy(_base["create_config"])
