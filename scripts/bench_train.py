@@ -145,9 +145,12 @@ def greedy_eval(checkpoint: Path, episodes: int, config: str | None) -> dict[str
 
 def one_run(system: str, seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     out = work / f"{system}_seed{seed}"
+    finished_marker = out / "ckpt" / "final.pth.tar" if system == "stock" else out / "summary.json"
     started = time.monotonic()
-    if system == "stock":
-        out.mkdir(parents=True)
+    if finished_marker.is_file():  # finished earlier in this --work folder: measure it, don't train again
+        print(f"  reusing the finished run in {out}", file=sys.stderr)
+    elif system == "stock":
+        out.mkdir(parents=True, exist_ok=True)
         cmd = [
             sys.executable,
             __file__,
@@ -177,17 +180,21 @@ def one_run(system: str, seed: int, args: argparse.Namespace, work: Path) -> dic
             str(args.max_env_steps),
             "--quiet",
         ]
-    subprocess.run(
-        cmd,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
+        subprocess.run(
+            cmd,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
     process_seconds = time.monotonic() - started
     curve = read_curve(out / "metrics.csv")
-    stop_value = curve and _stop_value(system, args)
-    solved_rows = [r for r in curve if r["eval_mean"] >= stop_value and r["train_iter"] > 0]
+    if system == "stock":  # DI-engine's rule: the first evaluation whose mean reaches the stop value
+        stop_value = _stop_value(args)
+        solved_rows = [r for r in curve if r["eval_mean"] >= stop_value and r["train_iter"] > 0]
+    else:  # dqnkit's own rule (it may also require a minimum episode return): its summary says
+        stopped = json.loads((out / "summary.json").read_text())["stop_reason"] == "stop_value"
+        solved_rows = curve[-1:] if stopped else []
     stop_row = solved_rows[0] if solved_rows else curve[-1]
     if system == "stock":
         checkpoint = out / "ckpt" / ("final.pth.tar" if solved_rows else "eval.pth.tar")
@@ -218,12 +225,8 @@ def _stock_config_path(rel: str) -> Path:
     return Path(ding.__file__).parent.parent / rel
 
 
-def _stop_value(system: str, args: argparse.Namespace) -> float:
-    if system == "dqnkit":
-        from dqnkit.config import compile_dqn_config, load_config_file
-
-        main, create = load_config_file(args.config)
-        return float(compile_dqn_config(main, create, 0).env.stop_value)
+def _stop_value(args: argparse.Namespace) -> float:
+    """The stock recipe's env.stop_value."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("stock_cfg", _stock_config_path(args.stock_config))

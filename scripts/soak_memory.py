@@ -52,14 +52,31 @@ def main() -> None:
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="soak-"))
-    cmd = [str(BIN / "dqn-train"), "--config", args.config, "--runs-dir", str(work), "--exp-name", "soak",
-           "--max-env-steps", str(args.max_env_steps), "--stop-value", "1e9", "--quiet"]
+    cmd = [
+        str(BIN / "dqn-train"),
+        "--config",
+        args.config,
+        "--runs-dir",
+        str(work),
+        "--exp-name",
+        "soak",
+        "--max-env-steps",
+        str(args.max_env_steps),
+        "--stop-value",
+        "1e9",
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     samples = []
     started = time.monotonic()
     while proc.poll() is None:
-        samples.append({"seconds": round(time.monotonic() - started, 1), "env_step": env_steps_so_far(work / "soak"),
-                        "rss_mib": round(tree_rss_mib(proc.pid), 1)})
+        samples.append(
+            {
+                "seconds": round(time.monotonic() - started, 1),
+                "env_step": env_steps_so_far(work / "soak"),
+                "rss_mib": round(tree_rss_mib(proc.pid), 1),
+            }
+        )
         time.sleep(1.0)
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
     buffer_size = 100_000
