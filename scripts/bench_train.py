@@ -147,46 +147,19 @@ def one_run(system: str, seed: int, args: argparse.Namespace, work: Path) -> dic
     out = work / f"{system}_seed{seed}"
     finished_marker = out / "ckpt" / "final.pth.tar" if system == "stock" else out / "summary.json"
     started = time.monotonic()
+    if system == "stock":
+        cmd = [sys.executable, __file__, "--run-stock", str(out), "--stock-config", args.stock_config]
+        cmd += ["--seed-one", str(seed), "--max-env-steps", str(args.max_env_steps)]
+        cmd += ["--stock-env-id", args.stock_env_id]
+    else:
+        cmd = [str(BIN / "dqn-train"), "--config", args.config, "--seed", str(seed), "--runs-dir", str(work)]
+        cmd += ["--exp-name", out.name, "--max-env-steps", str(args.max_env_steps), "--quiet"]
     if finished_marker.is_file():  # finished earlier in this --work folder: measure it, don't train again
         print(f"  reusing the finished run in {out}", file=sys.stderr)
-    elif system == "stock":
-        out.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            sys.executable,
-            __file__,
-            "--run-stock",
-            str(out),
-            "--stock-config",
-            args.stock_config,
-            "--seed-one",
-            str(seed),
-            "--max-env-steps",
-            str(args.max_env_steps),
-            "--stock-env-id",
-            args.stock_env_id,
-        ]
     else:
-        cmd = [
-            str(BIN / "dqn-train"),
-            "--config",
-            args.config,
-            "--seed",
-            str(seed),
-            "--runs-dir",
-            str(work),
-            "--exp-name",
-            out.name,
-            "--max-env-steps",
-            str(args.max_env_steps),
-            "--quiet",
-        ]
-        subprocess.run(
-            cmd,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        )
+        out.mkdir(parents=True, exist_ok=True)
+        quiet_env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=quiet_env)
     process_seconds = time.monotonic() - started
     curve = read_curve(out / "metrics.csv")
     if system == "stock":  # DI-engine's rule: the first evaluation whose mean reaches the stop value
