@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from results_io import RESULTS, command_line, machine, save_results
+
 BIN = Path(sys.executable).parent
 
 
@@ -52,7 +52,7 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--envs", type=int, default=8, help="dqn-eval --envs")
     p.add_argument("--seed", type=int, default=1000)
-    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
 
     export_dir = Path(tempfile.mkdtemp(prefix="bench-eval-"))
@@ -87,8 +87,8 @@ def main() -> None:
     stamp = date.today().isoformat()
     result = {
         "date": stamp,
-        "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
-        "command": " ".join(["python", "scripts/bench_eval.py", *sys.argv[1:]]),
+        "machine": machine(),
+        "command": command_line("bench_eval.py"),
         "episodes": args.episodes,
         "dqn_eval_onnx_seconds": dqn_eval_seconds,
         "plain_loop_seconds": plain_seconds,
@@ -96,9 +96,6 @@ def main() -> None:
         "dqn_eval_mean_return": float(np.mean(dqn_eval_returns)),
         "plain_loop_mean_return": float(np.mean(plain_returns)),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    base = args.out / f"eval-{stamp}"
-    base.with_suffix(".json").write_text(json.dumps(result, indent=2))
     text = (
         f"# Evaluation benchmark, {stamp}\n\n{args.episodes} episodes, seeds {args.seed}+; {result['machine']}.\n"
         f"Command: `{result['command']}`.\n\n"
@@ -109,8 +106,7 @@ def main() -> None:
         f"{result['plain_loop_mean_return']:.1f} |\n"
         f"\nRatio dqn-eval / plain loop: {result['ratio']:.2f}x\n"
     )
-    base.with_suffix(".md").write_text(text)
-    print(text)
+    save_results(args.out, "eval", result, text)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,6 @@ the DI-engine model in eager PyTorch, the exported TorchScript model.pt and the 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from results_io import RESULTS, command_line, machine, save_results
 
 
 def time_per_call(fn: Callable[[], object], min_seconds: float) -> float:
@@ -39,7 +36,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", required=True, help="dqnkit checkpoint or run folder")
     p.add_argument("--seconds", type=float, default=2.0, help="minimum timing window per measurement")
-    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
 
     import onnxruntime as ort
@@ -96,12 +93,9 @@ def main() -> None:
         "date": stamp,
         "checkpoint": str(net.source),
         "env_id": net.env_id,
-        "machine": f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}, Python {sys.version.split()[0]}",
-        "command": " ".join(["python", "scripts/bench_infer.py", *sys.argv[1:]]),
+        "machine": f"{machine()}, torch threads {torch.get_num_threads()}",
+        "command": command_line("bench_infer.py"),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    base_path = args.out / f"infer-{stamp}"
-    base_path.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     lines = [
         f"# Inference benchmark, {stamp}",
         "",
@@ -116,8 +110,7 @@ def main() -> None:
         f"{r['speedup_vs_eager']:.1f}x |"
         for r in rows
     ]
-    base_path.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_results(args.out, "infer", {"meta": meta, "rows": rows}, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from results_io import RESULTS, command_line, machine, save_results
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STOCK_CONFIG = "dizoo/box2d/lunarlander/config/lunarlander_dqn_config.py"
@@ -232,7 +234,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def write_markdown(path: Path, runs: list[dict[str, Any]], summary: dict[str, Any], meta: dict[str, Any]) -> None:
+def markdown_report(runs: list[dict[str, Any]], summary: dict[str, Any], meta: dict[str, Any]) -> str:
     lines = [
         f"# Training benchmark, {meta['date']}",
         "",
@@ -267,7 +269,7 @@ def write_markdown(path: Path, runs: list[dict[str, Any]], summary: dict[str, An
         f"wall seconds {summary['ratio_wall_seconds']:.2f}x.",
         "",
     ]
-    path.write_text("\n".join(lines))
+    return "\n".join(lines)
 
 
 def plot(path: Path, runs: list[dict[str, Any]]) -> None:
@@ -297,7 +299,7 @@ def main() -> None:
     p.add_argument("--max-env-steps", type=int, default=400_000, help="cap per run")
     p.add_argument("--eval-episodes", type=int, default=100)
     p.add_argument("--solved-threshold", type=float, default=200.0)
-    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--work", type=Path, help="where runs go (default: a folder under --out/bench-runs)")
     p.add_argument("--run-stock", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--seed-one", type=int, help=argparse.SUPPRESS)
@@ -323,17 +325,14 @@ def main() -> None:
     summary = summarize(runs)
     meta = {
         "date": stamp,
-        "machine": f"{os.cpu_count()} cores, {sys.platform}, Python {sys.version.split()[0]}",
-        "command": " ".join(["python", "scripts/bench_train.py", *sys.argv[1:]]),
+        "machine": machine(),
+        "command": command_line("bench_train.py"),
         "eval_episodes": args.eval_episodes,
         "solved_threshold": args.solved_threshold,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    base = args.out / f"train-{stamp}"
-    base.with_suffix(".json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=2))
-    write_markdown(base.with_suffix(".md"), runs, summary, meta)
+    data = {"meta": meta, "summary": summary, "runs": runs}
+    base = save_results(args.out, "train", data, markdown_report(runs, summary, meta))
     plot(base.with_suffix(".png"), runs)
-    print(base.with_suffix(".md").read_text())
 
 
 if __name__ == "__main__":

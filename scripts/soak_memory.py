@@ -8,13 +8,14 @@ benchmarks/results/memory-<date>.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+from results_io import RESULTS, command_line, save_results
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -49,7 +50,7 @@ def main() -> None:
     p.add_argument("--config", default=str(REPO / "configs" / "lunarlander.py"))
     p.add_argument("--max-env-steps", type=int, default=160_000)
     p.add_argument("--buffer-size", type=int, default=100_000, help="the config's replay buffer size")
-    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="soak-"))
@@ -86,7 +87,7 @@ def main() -> None:
     tail = after_fill
     result = {
         "date": date.today().isoformat(),
-        "command": " ".join(["python", "scripts/soak_memory.py", *sys.argv[1:]]),
+        "command": command_line("soak_memory.py"),
         "max_env_steps": args.max_env_steps,
         "peak_rss_mib": max(s["rss_mib"] for s in samples),
         "rss_at_start_of_window_mib": tail[0]["rss_mib"],
@@ -94,16 +95,12 @@ def main() -> None:
         "window": f"env_step >= {args.buffer_size} (buffer full)",
         "samples": samples,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    base = args.out / f"memory-{result['date']}"
-    base.with_suffix(".json").write_text(json.dumps(result, indent=2))
     text = (
         f"# Memory soak, {result['date']}\n\nCommand: `{result['command']}`.\n\n"
         f"Peak RSS (trainer + env workers): {result['peak_rss_mib']:.0f} MiB. Over {result['window']}: "
         f"{result['rss_at_start_of_window_mib']:.0f} MiB -> {result['rss_at_end_mib']:.0f} MiB.\n"
     )
-    base.with_suffix(".md").write_text(text)
-    print(text)
+    save_results(args.out, "memory", result, text)
 
 
 if __name__ == "__main__":

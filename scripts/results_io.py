@@ -1,0 +1,30 @@
+"""Where benchmark scripts put their results: benchmarks/results/<kind>-<date>.json and .md, and stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} cores, {sys.platform}, Python {sys.version.split()[0]}"
+
+
+def command_line(script: str) -> str:
+    return " ".join(["python", f"scripts/{script}", *sys.argv[1:]])
+
+
+def save_results(out: Path, kind: str, data: dict[str, Any], markdown: str) -> Path:
+    """Write <out>/<kind>-<today>.json and .md, print the markdown, return the path without suffix."""
+    out.mkdir(parents=True, exist_ok=True)
+    base = out / f"{kind}-{date.today().isoformat()}"
+    base.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
+    base.with_suffix(".md").write_text(markdown)
+    print(markdown)
+    return base
