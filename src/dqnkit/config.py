@@ -25,8 +25,8 @@ DQNKIT_DEFAULTS: dict[str, Any] = {
     "save_freq": 500,  # train iterations between latest.pth.tar writes
     "keep_periodic": 3,  # how many iteration_<N>.pth.tar files to keep beside latest.pth.tar
     "log_freq": 100,  # train iterations between TensorBoard loss points
-    "stop_min_return": None,
-    "fresh_eval_episodes": True,  # False: DI-engine's fixed evaluation start states  # also require every eval episode >= this to stop (None: eval mean only)
+    "stop_min_return": None,  # also require every eval episode >= this to stop (None: eval mean only)
+    "fresh_eval_episodes": True,  # False: DI-engine's fixed evaluation start states
 }
 
 

@@ -41,8 +41,8 @@ from dqnkit.errors import TrainingFailed, UserError
 from dqnkit.plotting import METRICS_FIELDS, plot_runs
 from dqnkit.progress import ProgressLine, format_duration
 
-RUN_CONFIG = "run_config.yaml"
-EVAL_SEED_OFFSET = 100_003  # evaluation episodes draw seeds apart from the collector's  # main_config + create_config as given (after --set): what --resume reloads
+RUN_CONFIG = "run_config.yaml"  # main_config + create_config as given (after --set): what --resume reloads
+EVAL_SEED_OFFSET = 100_003  # evaluation episodes draw seeds apart from the collector's
 
 
 class Interrupted(Exception):
