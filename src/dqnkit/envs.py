@@ -6,6 +6,8 @@ import difflib
 from functools import lru_cache
 from typing import Any, Literal
 
+import numpy as np
+
 from dqnkit.errors import UserError
 from dqnkit.quiet import quiet_output, silence_warnings
 
@@ -77,14 +79,26 @@ def env_facts(env_id: str) -> dict[str, Any]:
         facts = {
             "env_id": env_id,
             "obs_shape": list(env.observation_space.shape),
-            "action_count": int(env.action_space.n),
+            "action_count": int(env.action_space.n) if hasattr(env.action_space, "n") else None,
             "reward_threshold": spec.reward_threshold if spec is not None else None,
             "render_fps": int(env.metadata.get("render_fps") or 30),
-            "obs_low": [float(x) for x in env.observation_space.low.reshape(-1)],
-            "obs_high": [float(x) for x in env.observation_space.high.reshape(-1)],
+            "obs_low": [float(x) for x in getattr(env.observation_space, "low", np.empty(0)).reshape(-1)],
+            "obs_high": [float(x) for x in getattr(env.observation_space, "high", np.empty(0)).reshape(-1)],
         }
     finally:
         env.close()
+    return facts
+
+
+def require_fit(env_id: str, obs_shape: list[int], action_count: int, owner: str) -> dict[str, Any]:
+    """The env's facts, or a one-line error when a Q-network of these shapes cannot act in it."""
+    facts = env_facts(env_id)
+    if facts["obs_shape"] != obs_shape or facts["action_count"] != action_count:
+        actions = facts["action_count"] if facts["action_count"] is not None else "non-discrete"
+        raise UserError(
+            f"{owner} expects observations {obs_shape} and {action_count} actions, "
+            f"but {env_id} has {facts['obs_shape']} and {actions}"
+        )
     return facts
 
 

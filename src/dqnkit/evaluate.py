@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dqnkit import checkpoint as ckpt
-from dqnkit.envs import env_backend, make_raw_env
+from dqnkit.envs import make_raw_env, require_fit
 from dqnkit.errors import UserError
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -359,21 +359,6 @@ def check_video_path(path: Path) -> None:
         raise UserError(f"--video {path}: cannot write there")
 
 
-def check_env_fits(agent: Agent, env_id: str) -> None:
-    env_backend(env_id)
-    env = make_raw_env(env_id)
-    try:
-        obs_shape = list(env.observation_space.shape)
-        n_actions = getattr(env.action_space, "n", None)
-    finally:
-        env.close()
-    if obs_shape != list(agent.meta["obs_shape"]) or n_actions != agent.meta["action_count"]:
-        raise UserError(
-            f"{agent.path} expects observations {agent.meta['obs_shape']} and {agent.meta['action_count']} actions, "
-            f"but {env_id} has {obs_shape} and {n_actions}"
-        )
-
-
 def evaluate(
     model: str | Path,
     *,
@@ -390,7 +375,7 @@ def evaluate(
 ) -> Report:
     agent = load_agent(model, config_path)
     env_id = env_id or agent.env_id
-    check_env_fits(agent, env_id)
+    require_fit(env_id, list(agent.meta["obs_shape"]), int(agent.meta["action_count"]), str(agent.path))
     fps = int(agent.meta.get("render_fps") or 30)
     if render and not display_available() and video is None:
         video = Path(agent.path).parent / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.mp4"

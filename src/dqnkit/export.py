@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dqnkit import checkpoint as ckpt
-from dqnkit.envs import env_facts, make_raw_env, reset_env, step_env
+from dqnkit.envs import make_raw_env, require_fit, reset_env, step_env
 from dqnkit.network import LoadedNetwork, greedy_wrapper, load_network
 
 FORMATS = ("torchscript", "onnx")
@@ -262,14 +262,7 @@ def export_checkpoint(
     log: Any = print,
 ) -> ExportResult:
     net = load_network(ckpt_path, config_path)
-    facts = env_facts(net.env_id)
-    if facts["obs_shape"] != [net.obs_dim] or facts["action_count"] != net.action_count:
-        from dqnkit.errors import UserError
-
-        raise UserError(
-            f"the network ({net.obs_dim} obs, {net.action_count} actions) does not fit {net.env_id} "
-            f"({facts['obs_shape']} obs, {facts['action_count']} actions)"
-        )
+    facts = require_fit(net.env_id, [net.obs_dim], net.action_count, f"the network in {net.source}")
     out = Path(out_dir) if out_dir is not None else default_out_dir(net.source)
     meta = build_metadata(net, facts)
 

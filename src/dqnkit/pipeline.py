@@ -36,7 +36,7 @@ from dqnkit.config import (
     to_plain,
 )
 from dqnkit.ding_fixes import fast_tree_construction
-from dqnkit.envs import env_backend, env_facts, make_ding_env
+from dqnkit.envs import make_ding_env, require_fit
 from dqnkit.errors import TrainingFailed, UserError
 from dqnkit.plotting import METRICS_FIELDS, plot_runs
 from dqnkit.progress import ProgressLine, format_duration
@@ -119,18 +119,19 @@ def _cli_overrides(options: TrainOptions) -> list[tuple[str, Any]]:
     return out
 
 
-def _resume_source(target: str) -> tuple[Path, Path]:
-    """(run_dir, checkpoint): a run folder resumes from its most advanced checkpoint."""
+def _resume_source(target: str) -> tuple[Path, Path, dict[str, Any]]:
+    """(run_dir, checkpoint, its content): a run folder resumes from its most advanced checkpoint."""
     path = Path(target)
     if path.is_dir():
         candidates = [path / name for name in ckpt.NEWEST_FIRST if (path / name).is_file()]
         if not candidates:
             raise UserError(f"--resume {path}: the folder holds no checkpoint to resume from")
-        best = max(candidates, key=lambda p: ckpt.load_checkpoint(p).get("train_iter", -1))
-        return path, best
+        loaded = [(candidate, ckpt.load_checkpoint(candidate)) for candidate in candidates]
+        best, state = max(loaded, key=lambda item: item[1].get("train_iter", -1))
+        return path, best, state
     if not path.is_file():
         raise UserError(f"--resume {path}: no such run folder or checkpoint")
-    return path.parent, path
+    return path.parent, path, ckpt.load_checkpoint(path)
 
 
 def _writable_dir(directory: Path) -> None:
@@ -165,8 +166,7 @@ def plan_run(options: TrainOptions) -> RunPlan:
     resume_state = None
     resume_from = None
     if options.resume is not None:
-        run_dir, resume_from = _resume_source(options.resume)
-        resume_state = ckpt.load_checkpoint(resume_from)
+        run_dir, resume_from, resume_state = _resume_source(options.resume)
         if not ckpt.is_dqnkit_checkpoint(resume_state):
             raise UserError(f"--resume {resume_from}: not a dqnkit checkpoint (no counters or config to resume)")
         if options.config is not None:
@@ -194,20 +194,9 @@ def plan_run(options: TrainOptions) -> RunPlan:
     env_id = cfg.env.get("env_id")
     if not env_id:
         raise UserError("the config sets no env.env_id (e.g. env_id='CartPole-v1')")
-    env_backend(env_id)
-    facts = env_facts(env_id)
-    model_cfg = cfg.policy.model
-    obs_shape = model_cfg.obs_shape
+    obs_shape = cfg.policy.model.obs_shape
     expected_obs = [int(obs_shape)] if isinstance(obs_shape, int) else [int(x) for x in obs_shape]
-    if expected_obs != facts["obs_shape"]:
-        raise UserError(
-            f"policy.model.obs_shape={model_cfg.obs_shape} does not match {env_id}'s observations {facts['obs_shape']}"
-        )
-    if int(model_cfg.action_shape) != facts["action_count"]:
-        raise UserError(
-            f"policy.model.action_shape={model_cfg.action_shape} does not match "
-            f"{env_id}'s {facts['action_count']} actions"
-        )
+    require_fit(env_id, expected_obs, int(cfg.policy.model.action_shape), "policy.model")
     if cfg.env.manager.type not in ("base", "subprocess"):
         raise UserError(f"env manager {cfg.env.manager.type!r} is not supported; use base or subprocess")
 
@@ -469,19 +458,21 @@ def _guard_empty_train_output(logger: Any) -> Any:
 
 
 @contextmanager
-def _worker_signals() -> Iterator[None]:
-    """Env worker processes forked in here ignore Ctrl-C (which a terminal sends to the whole process group): the
-    trainer alone decides how to stop and closes them after its final checkpoint. SIGTERM keeps its default, so
-    `terminate()` still ends a worker; a worker whose trainer died exits when its pipe closes."""
-    previous = {
-        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
-        signal.SIGTERM: signal.signal(signal.SIGTERM, signal.SIG_DFL),
-    }
+def _signal_handlers(handlers: dict[signal.Signals, Any]) -> Iterator[None]:
+    """Install these handlers for the duration of the block, then restore the previous ones."""
+    previous = {s: signal.signal(s, h) for s, h in handlers.items()}
     try:
         yield
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def _worker_signals() -> Any:
+    """Env worker processes forked in here ignore Ctrl-C (which a terminal sends to the whole process group): the
+    trainer alone decides how to stop and closes them after its final checkpoint. SIGTERM keeps its default, so
+    `terminate()` still ends a worker; a worker whose trainer died exits when its pipe closes."""
+    return _signal_handlers({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_DFL})
 
 
 def _close_env(manager: Any, name: str) -> None:
@@ -501,17 +492,11 @@ def _close_env(manager: Any, name: str) -> None:
             process.join(timeout=2)
 
 
-@contextmanager
-def _signals_raise_interrupted() -> Iterator[None]:
+def _signals_raise_interrupted() -> Any:
     def handler(signum: int, _frame: Any) -> None:
         raise Interrupted(signum)
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+    return _signal_handlers({signal.SIGINT: handler, signal.SIGTERM: handler})
 
 
 def _stop_reason(cfg: Any, recorder: RunRecorder) -> str:
