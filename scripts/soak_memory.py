@@ -8,6 +8,7 @@ benchmarks/results/memory-<date>.{json,md}.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -49,8 +50,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(REPO / "configs" / "lunarlander.py"))
     p.add_argument("--max-env-steps", type=int, default=160_000)
-    p.add_argument("--buffer-size", type=int, default=100_000, help="the config's replay buffer size")
+    p.add_argument(
+        "--buffer-size",
+        type=int,
+        default=100_000,
+        help="replay buffer size (set in the config); a small one reaches the steady state sooner",
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--tag", default="", help="appended to the results file name (memory-<tag>-<date>)")
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="soak-"))
@@ -66,6 +73,8 @@ def main() -> None:
         str(args.max_env_steps),
         "--stop-value",
         "1e9",
+        "--set",
+        f"policy.other.replay_buffer.replay_buffer_size={args.buffer_size}",
         "--quiet",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -89,6 +98,8 @@ def main() -> None:
         "date": date.today().isoformat(),
         "command": command_line("soak_memory.py"),
         "max_env_steps": args.max_env_steps,
+        "buffer_size": args.buffer_size,
+        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
         "peak_rss_mib": max(s["rss_mib"] for s in samples),
         "rss_at_start_of_window_mib": tail[0]["rss_mib"],
         "rss_at_end_mib": tail[-1]["rss_mib"],
@@ -100,7 +111,7 @@ def main() -> None:
         f"Peak RSS (trainer + env workers): {result['peak_rss_mib']:.0f} MiB. Over {result['window']}: "
         f"{result['rss_at_start_of_window_mib']:.0f} MiB -> {result['rss_at_end_mib']:.0f} MiB.\n"
     )
-    save_results(args.out, "memory", result, text)
+    save_results(args.out, f"memory-{args.tag}" if args.tag else "memory", result, text)
 
 
 if __name__ == "__main__":

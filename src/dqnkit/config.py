@@ -27,6 +27,7 @@ DQNKIT_DEFAULTS: dict[str, Any] = {
     "log_freq": 100,  # train iterations between TensorBoard loss points
     "stop_min_return": None,  # also require every eval episode >= this to stop (None: eval mean only)
     "fresh_eval_episodes": True,  # False: DI-engine's fixed evaluation start states
+    "worker_timeout": 120,  # distributed runs: seconds a node waits for its peers before it stops as failed
 }
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -38,6 +38,9 @@ from dqnkit.config import (
 from dqnkit.ding_fixes import fast_tree_construction
 from dqnkit.envs import make_ding_env, require_fit
 from dqnkit.errors import TrainingFailed, UserError
+
+if TYPE_CHECKING:
+    from dqnkit.distributed import Node
 from dqnkit.plotting import METRICS_FIELDS, plot_runs
 from dqnkit.progress import ProgressLine, format_duration
 
@@ -68,19 +71,6 @@ class TrainOptions:
     resume: str | None = None
     quiet: bool = False
     command: str = ""
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    stop_reason: str
-    summary: dict[str, Any]
-
-    @property
-    def exit_code(self) -> int:
-        if self.stop_reason == "interrupted":
-            return 128 + int(self.summary.get("signal", signal.SIGINT))
-        return 0
 
 
 @dataclass
@@ -162,7 +152,7 @@ def _new_run_dir(runs_dir: Path, exp_name: str | None, default_name: str) -> Pat
     return run_dir
 
 
-def plan_run(options: TrainOptions) -> RunPlan:
+def plan_run(options: TrainOptions, writes_run_folder: bool = True) -> RunPlan:
     resume_state = None
     resume_from = None
     if options.resume is not None:
@@ -200,12 +190,13 @@ def plan_run(options: TrainOptions) -> RunPlan:
     if cfg.env.manager.type not in ("base", "subprocess"):
         raise UserError(f"env manager {cfg.env.manager.type!r} is not supported; use base or subprocess")
 
-    if resume_state is None:
+    # A collector or evaluator node of a distributed run writes nothing: the learner's host holds the run folder.
+    if writes_run_folder and resume_state is None:
         runs_dir = Path(options.runs_dir)
         _writable_dir(runs_dir)
         default_name = f"{main.get('exp_name') or Path(options.config or 'run').stem}_seed{seed}"
         run_dir = _new_run_dir(runs_dir, options.exp_name, default_name)
-    else:
+    elif writes_run_folder:
         _writable_dir(run_dir)
     cfg.exp_name = str(run_dir)
     return RunPlan(cfg, main, create, run_dir, resume_from, resume_state)
@@ -248,6 +239,7 @@ class RunRecorder:
         self.env_step = int(state.get("env_step", 0))
         self.train_iter = int(state.get("train_iter", 0))
         self.loss: float | None = None
+        self.remote_evaluations: Any = None  # set on the learner node of a distributed run
         self.started = time.monotonic()
         self.metrics_path = self.run_dir / "metrics.csv"
         for stale in self.run_dir.glob(".*.tmp"):  # left by a process killed mid-write (kill -9, power loss)
@@ -260,11 +252,17 @@ class RunRecorder:
     def wall_seconds(self) -> float:
         return self.wall_offset + time.monotonic() - self.started
 
-    def _checkpoint(self) -> dict[str, Any]:
+    def _checkpoint(self, evaluated: dict[str, Any] | None) -> dict[str, Any]:
+        state = self.policy.learn_mode.state_dict()
+        env_step, train_iter = self.env_step, self.train_iter
+        if evaluated is not None and "model" in evaluated:
+            # A remote evaluator scored the weights it had, a little behind the learner's: save those.
+            state = {**state, "model": evaluated["model"]}
+            env_step, train_iter = evaluated["env_step"], evaluated["train_iter"]
         return ckpt.build_checkpoint(
-            self.policy.learn_mode.state_dict(),
-            env_step=self.env_step,
-            train_iter=self.train_iter,
+            state,
+            env_step=env_step,
+            train_iter=train_iter,
             config=self.config_plain,
             last_eval=self.last_eval,
             best_eval=self.best_eval,
@@ -283,10 +281,10 @@ class RunRecorder:
                 f"{self.run_dir} are intact (free space or fix permissions, then dqn-train --resume {self.run_dir})"
             ) from e
 
-    def save(self, name: str) -> Path:
+    def save(self, name: str, evaluated: dict[str, Any] | None = None) -> Path:
         path = self.run_dir / name
         with self._writing(path):
-            ckpt.save_checkpoint(self._checkpoint(), path)
+            ckpt.save_checkpoint(self._checkpoint(evaluated), path)
         return path
 
     def _save_periodic(self) -> None:
@@ -305,26 +303,38 @@ class RunRecorder:
         losses = [float(o["total_loss"]) for o in outputs if isinstance(o, dict) and "total_loss" in o]
         return sum(losses) / len(losses) if losses else None
 
+    def _evaluation(self, ctx: Any) -> dict[str, Any] | None:
+        """This iteration's evaluation: from the evaluator middleware in this process (it ran at the current
+        counters, with the current weights), or the next one received from an evaluator node (with its own
+        counters and the weights it evaluated)."""
+        if self.remote_evaluations is not None:
+            return self.remote_evaluations.pop()
+        if math.isinf(ctx.eval_value):
+            return None
+        return {
+            "env_step": self.env_step,
+            "train_iter": self.train_iter,
+            "mean": float(ctx.eval_value),
+            "std": float(ctx.eval_value_std),
+            "min": float(ctx.eval_value_min),
+            "max": float(ctx.eval_value_max),
+        }
+
     def __call__(self, ctx: Any) -> None:
         self.env_step = int(ctx.env_step)
         self.train_iter = int(ctx.train_iter)
         loss = self._loss(ctx.train_output)
         if loss is not None:
             self.loss = loss
-        evaluated = not math.isinf(ctx.eval_value)
-        if evaluated:
-            self.last_eval_iter = int(ctx.last_eval_iter)
-            self.last_eval = {
-                "mean": float(ctx.eval_value),
-                "std": float(ctx.eval_value_std),
-                "min": float(ctx.eval_value_min),
-                "max": float(ctx.eval_value_max),
-            }
-            self._append_metrics()
+        evaluation = self._evaluation(ctx)
+        if evaluation is not None:
+            self.last_eval_iter = evaluation["train_iter"]
+            self.last_eval = {k: evaluation[k] for k in ("mean", "std", "min", "max")}
+            self._append_metrics(evaluation["env_step"], evaluation["train_iter"])
             if self.best_eval is None or self.last_eval["mean"] > self.best_eval:
                 self.best_eval = self.last_eval["mean"]
-                self.save("best.pth.tar")
-            if self._meets_stop_rule(self.last_eval, int(ctx.train_iter)):
+                self.save("best.pth.tar", evaluated=evaluation)
+            if self._meets_stop_rule(self.last_eval, evaluation["train_iter"]):
                 self.reached_stop = True
                 self.request_stop()
         if self.train_iter - self.last_save_iter >= self.save_freq:
@@ -335,7 +345,7 @@ class RunRecorder:
             self.train_iter,
             self.last_eval["mean"] if self.last_eval else None,
             self.best_eval,
-            evaluated,
+            evaluation is not None,
         )
 
     def _meets_stop_rule(self, evaluation: dict[str, float], train_iter: int) -> bool:
@@ -345,11 +355,11 @@ class RunRecorder:
             return False
         return self.stop_min_return is None or evaluation["min"] >= float(self.stop_min_return)
 
-    def _append_metrics(self) -> None:
+    def _append_metrics(self, env_step: int, train_iter: int) -> None:
         assert self.last_eval is not None
         row = [
-            self.env_step,
-            self.train_iter,
+            env_step,
+            train_iter,
             f"{self.wall_seconds:.3f}",
             f"{self.last_eval['mean']:.4f}",
             f"{self.last_eval['std']:.4f}",
@@ -510,18 +520,61 @@ def _stop_reason(cfg: Any, recorder: RunRecorder) -> str:
     return "finished"
 
 
-def train(options: TrainOptions) -> TrainResult:
+def train(options: TrainOptions) -> int:
+    """Train in this process: every role of DI-engine's pipeline in one task. Returns the exit code."""
+    return run_plan(options, plan_run(options))
+
+
+def _restore(plan: RunPlan, policy: Any, ctx: Any) -> None:
+    """--resume: the learner's weights, target network, optimizer and counters (the epsilon schedule follows)."""
+    state = plan.resume_state
+    assert state is not None
+    try:
+        policy.learn_mode.load_state_dict({k: state[k] for k in ("model", "target_model", "optimizer")})
+    except (RuntimeError, KeyError) as e:
+        raise UserError(f"--resume {plan.resume_from}: weights do not fit the config's model ({e})") from e
+    ctx.env_step = int(state["env_step"])
+    ctx.train_iter = int(state["train_iter"])
+    ctx.last_eval_iter = int(state.get("last_eval_iter", -1))
+
+
+def _announce(plan: RunPlan, node: Node | None) -> None:
+    cfg = plan.cfg
+    if node is not None and node.role != "learner":
+        print(f"dqnkit: {node.name} on {node.listen}, attached to {', '.join(node.attach_to) or '-'}", file=sys.stderr)
+        return
+    if plan.resume_state is not None and plan.resume_from is not None:
+        what = (
+            f"resuming {plan.run_dir} from {plan.resume_from.name} at env step "
+            f"{plan.resume_state['env_step']}, train iter {plan.resume_state['train_iter']}"
+        )
+    else:
+        what = f"training into {plan.run_dir}"
+    where = f", {node.name} on {node.listen}" if node is not None else ""
+    print(
+        f"dqnkit: {what} ({cfg.env.env_id}, seed {cfg.seed}, {'cuda' if cfg.policy.cuda else 'cpu'}{where})",
+        file=sys.stderr,
+    )
+    if plan.resume_from:
+        print("dqnkit: the replay buffer starts empty on resume (it is not saved in checkpoints)", file=sys.stderr)
+
+
+def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> int:
+    """Run DI-engine's middleware pipeline for a planned run: all roles in this process (node None), or the one
+    role of a node of a distributed run (dqnkit.distributed). Only the learner writes the run folder."""
     from dqnkit.quiet import import_ding_quietly, mute_ding_logging
 
     import_ding_quietly()
-    plan = plan_run(options)
     cfg = plan.cfg
+    role = node.role if node is not None else None
+    learns, collects, evaluates = (role in (None, r) for r in ("learner", "collector", "evaluator"))
 
     import torch
     from ding.data import DequeBuffer
     from ding.framework import ding_init, task
     from ding.framework.context import OnlineRLContext
     from ding.framework.middleware import (
+        ModelExchanger,
         OffPolicyLearner,
         StepCollector,
         data_pusher,
@@ -533,99 +586,112 @@ def train(options: TrainOptions) -> TrainResult:
     )
     from ding.model import DQN
     from ding.policy import DQNPolicy
-    from ding.utils import set_pkg_seed
+    from ding.utils import DistributedWriter, set_pkg_seed
+
+    from dqnkit import distributed
 
     fast_tree_construction()
-    _write_run_files(plan, options.command)
-    ding_init(cfg)
+    if learns:
+        _write_run_files(plan, options.command)
+        ding_init(cfg)
     mute_ding_logging()
-    progress = ProgressLine(quiet=options.quiet, max_env_steps=cfg.dqnkit.max_env_steps)
     if not options.quiet:
-        if plan.resume_state is not None and plan.resume_from is not None:
-            what = (
-                f"resuming {plan.run_dir} from {plan.resume_from.name} at env step "
-                f"{plan.resume_state['env_step']}, train iter {plan.resume_state['train_iter']}"
-            )
-        else:
-            what = f"training into {plan.run_dir}"
-        print(
-            f"dqnkit: {what} ({cfg.env.env_id}, seed {cfg.seed}, {'cuda' if cfg.policy.cuda else 'cpu'})",
-            file=sys.stderr,
-        )
-        if plan.resume_from:
-            print(
-                "dqnkit: the replay buffer starts empty on resume (it is not saved in checkpoints)",
-                file=sys.stderr,
-            )
+        _announce(plan, node)
+    progress = ProgressLine(quiet=options.quiet or not learns, max_env_steps=cfg.dqnkit.max_env_steps)
 
     stop_reason = "finished"
     signum: int | None = None
     failure: Exception | None = None
+    summary: dict[str, Any] | None = None
     with _signals_raise_interrupted(), task.start(async_mode=False, ctx=OnlineRLContext()):
-        collector_env = _env_manager(cfg, cfg.env.collector_env_num)
-        evaluator_env = _env_manager(cfg, cfg.env.evaluator_env_num)
+        collector_env = _env_manager(cfg, cfg.env.collector_env_num) if collects else None
+        evaluator_env = _env_manager(cfg, cfg.env.evaluator_env_num) if evaluates else None
         try:
-            collector_env.seed(cfg.seed)
-            set_pkg_seed(cfg.seed, use_cuda=cfg.policy.cuda)
+            # Collectors of a distributed run explore with seeds of their own; a single process uses cfg.seed.
+            seed = int(cfg.seed) + (node.node_id * distributed.NODE_SEED_STRIDE if node is not None else 0)
+            set_pkg_seed(seed, use_cuda=cfg.policy.cuda)
             model = DQN(**cfg.policy.model)
-            buffer_ = DequeBuffer(size=cfg.policy.other.replay_buffer.replay_buffer_size)
             policy = DQNPolicy(cfg.policy, model=model)
-            if plan.resume_state is not None:
-                state = plan.resume_state
-                try:
-                    policy.learn_mode.load_state_dict({k: state[k] for k in ("model", "target_model", "optimizer")})
-                except (RuntimeError, KeyError) as e:
-                    raise UserError(f"--resume {plan.resume_from}: weights do not fit the config's model ({e})") from e
-                task.ctx.env_step = int(state["env_step"])
-                task.ctx.train_iter = int(state["train_iter"])
-                task.ctx.last_eval_iter = int(state.get("last_eval_iter", -1))
-            recorder = RunRecorder(plan, policy, progress, request_stop=lambda: setattr(task, "finish", True))
-            # The recorder applies the stop rule; the evaluator gets a copy that never stops by itself.
-            eval_cfg = copy.deepcopy(cfg)
-            eval_cfg.env.stop_value = math.inf
+            resume = plan.resume_state
+            recorder = None
+            if learns:
+                if resume is not None:
+                    _restore(plan, policy, task.ctx)
+                recorder = RunRecorder(plan, policy, progress, request_stop=lambda: setattr(task, "finish", True))
+            if node is not None:
+                task.add_role(getattr(task.role, node.role.upper()))
+                task.use(
+                    distributed.context_exchanger(
+                        float(cfg.dqnkit.worker_timeout), int(resume["env_step"]) if resume and collects else 0
+                    )
+                )
+                task.use(ModelExchanger(model))
+                if recorder is not None:
+                    recorder.remote_evaluations = distributed.RemoteEvaluations()
 
-            task.use(_skip_repeated_evaluation(interaction_evaluator(eval_cfg, policy.eval_mode, evaluator_env)))
-            # interaction_evaluator seeds its envs with dynamic_seed=False: every evaluation replays the same
-            # evaluator_env_num start states, so "best" and the stop rule are tuned to a handful of episodes (a
-            # stock LunarLander run that stopped at 8-episode mean >= 200 scored 143 over 100 fresh episodes).
-            # Fresh, reproducible seeds per episode make each evaluation an honest estimate.
-            evaluator_env.seed(cfg.seed + EVAL_SEED_OFFSET, dynamic_seed=bool(cfg.dqnkit.fresh_eval_episodes))
-            task.use(eps_greedy_handler(cfg))
-            task.use(StepCollector(cfg, policy.collect_mode, collector_env))
-            task.use(nstep_reward_enhancer(cfg))
-            task.use(data_pusher(cfg, buffer_))
-            task.use(OffPolicyLearner(cfg, policy.learn_mode, buffer_))
-            task.use(_guard_empty_train_output(online_logger(train_show_freq=int(cfg.dqnkit.log_freq))))
-            task.use(recorder)
-            task.use(termination_checker(cfg.dqnkit.max_env_steps, cfg.dqnkit.max_train_iters))
+            if evaluator_env is not None:
+                # The recorder applies the stop rule; the evaluator gets a copy that never stops by itself.
+                eval_cfg = copy.deepcopy(cfg)
+                eval_cfg.env.stop_value = math.inf
+                task.use(_skip_repeated_evaluation(interaction_evaluator(eval_cfg, policy.eval_mode, evaluator_env)))
+                # interaction_evaluator seeds its envs with dynamic_seed=False: every evaluation replays the same
+                # evaluator_env_num start states, so "best" and the stop rule are tuned to a handful of episodes (a
+                # stock LunarLander run that stopped at 8-episode mean >= 200 scored 143 over 100 fresh episodes).
+                # Fresh, reproducible seeds per episode make each evaluation an honest estimate.
+                evaluator_env.seed(cfg.seed + EVAL_SEED_OFFSET, dynamic_seed=bool(cfg.dqnkit.fresh_eval_episodes))
+                if node is not None:
+                    task.use(distributed.send_evaluations(model))
+            if collector_env is not None:
+                collector_env.seed(seed)
+                task.use(eps_greedy_handler(cfg))
+                task.use(StepCollector(cfg, policy.collect_mode, collector_env))
+                # DI-engine registers it on the learner too in parallel mode: n-step returns computed twice.
+                task.use(nstep_reward_enhancer(cfg))
+            if recorder is not None:
+                buffer_ = DequeBuffer(size=cfg.policy.other.replay_buffer.replay_buffer_size)
+                task.use(data_pusher(cfg, buffer_))
+                task.use(OffPolicyLearner(cfg, policy.learn_mode, buffer_))
+                task.use(_guard_empty_train_output(online_logger(train_show_freq=int(cfg.dqnkit.log_freq))))
+                task.use(recorder)
+                task.use(termination_checker(cfg.dqnkit.max_env_steps, cfg.dqnkit.max_train_iters))
             torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
             with _worker_signals():
-                collector_env.launch()
-                evaluator_env.launch()
+                for manager in (collector_env, evaluator_env):
+                    if manager is not None:
+                        manager.launch()
             try:
                 task.run()
-                stop_reason = _stop_reason(cfg, recorder)
+                stop_reason = _stop_reason(cfg, recorder) if recorder is not None else "finished"
             except (KeyboardInterrupt, Interrupted) as e:
                 stop_reason = "interrupted"
                 signum = e.signum if isinstance(e, Interrupted) else int(signal.SIGINT)
             except UserError:
                 raise  # storage failures: nothing more can be written
-            except Exception as e:  # an env worker died, an env raised: keep what was learned, then report it
+            except Exception as e:  # an env worker died, an env raised, a peer was lost: keep what was learned
                 stop_reason, failure = "failed", e
             # Late signals must not cut the final checkpoint short.
-            for s in (signal.SIGINT, signal.SIGTERM):
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
                 signal.signal(s, signal.SIG_IGN)
-            summary = recorder.finish(stop_reason, signum, failure)
+            if recorder is not None:
+                summary = recorder.finish(stop_reason, signum, failure)
+                DistributedWriter.get_instance().close()  # flush TensorBoard before a node process exits
+            if node is not None and node.role == "learner":
+                distributed.announce_finish()
         finally:
-            _close_env(collector_env, "collector")
-            _close_env(evaluator_env, "evaluator")
+            for manager, name in ((collector_env, "collector"), (evaluator_env, "evaluator")):
+                if manager is not None:
+                    _close_env(manager, name)
+    if summary is None:  # a collector or evaluator node: nothing of its own to report
+        if failure is not None:
+            raise TrainingFailed(f"{node.name if node else 'node'} stopped: {failure}") from failure
+        return 128 + signum if signum is not None else 0
     _print_summary(summary, plan.run_dir)
     if failure is not None:
         raise TrainingFailed(
             f"training failed: {summary['failure']}; final.pth.tar and summary.json are in {plan.run_dir} "
             f"(continue with dqn-train --resume {plan.run_dir})"
         ) from failure
-    return TrainResult(plan.run_dir, stop_reason, summary)
+    return 128 + signum if signum is not None else 0
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:

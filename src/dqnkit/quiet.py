@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Iterator
 
 _NOISY_LOGGERS = ("ditk", "ding", "root")
+_DIAL_LOGGER = "pynng.nng"  # logs a traceback at ERROR whenever a node dials a peer that is not listening yet
 
 
 def silence_warnings() -> None:
@@ -51,11 +52,18 @@ def import_ding_quietly() -> None:
 
 def mute_ding_logging() -> None:
     # ditk logs INFO tables for every evaluation; dqnkit shows its own progress line instead.
+    logging.getLogger(_DIAL_LOGGER).setLevel(logging.CRITICAL)
+    # Levels on the handlers too: DI-engine's Parallel runner sets the root logger back to INFO in every node.
     for name in _NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.ERROR)
+        for handler in logger.handlers:
+            handler.setLevel(logging.ERROR)
     try:
         from ditk import logging as ditk_logging
 
         ditk_logging.getLogger().setLevel(logging.ERROR)
+        for handler in ditk_logging.getLogger().handlers:
+            handler.setLevel(logging.ERROR)
     except ImportError:
         pass

@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
 from dqnkit.cli.common import finite_float, make_parser, non_negative_int, positive_int, run
+
+if TYPE_CHECKING:
+    from dqnkit.distributed import Node
+
+ROLES = ("learner", "evaluator", "collector")  # dqnkit.distributed.ROLES, without importing it for --help
 
 EPILOG = """\
 examples:
@@ -14,6 +20,14 @@ examples:
   dqn-train --config configs/lunarlander.py --seed 1
   dqn-train --config configs/cartpole.py --set policy.learn.learning_rate=5e-4 --max-env-steps 20000
   dqn-train --resume runs/cartpole_dqn_seed0             # continue counters, optimizer, target net, epsilon
+  dqn-train --config configs/cartpole.py --workers 3     # learner, evaluator, collector: 3 processes
+
+distributed over hosts (DI-engine's Parallel runtime over nng; node 0 learner, 1 evaluator, 2+ collectors):
+  host A: dqn-train --config C --node-id 0 --address 10.0.0.4 --ports 50515
+  host A: dqn-train --config C --node-id 1 --address 10.0.0.4 --ports 50516 --attach-to tcp://10.0.0.4:50515
+  host B: dqn-train --config C --node-id 2 --address 10.0.0.5 --ports 50517 \\
+            --attach-to tcp://10.0.0.4:50515,tcp://10.0.0.4:50516
+Nodes exchange pickled messages: run them only on a network you trust.
 
 A run folder (runs/<exp-name>/) gets config.py/config.yaml, metrics.csv, TensorBoard logs, best/latest/final
 checkpoints, summary.json and curve.png. Python configs are code: load only configs you trust.
@@ -46,7 +60,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--resume", metavar="RUN_DIR_OR_CKPT", help="continue a run from its newest checkpoint")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
+    dist = p.add_argument_group("distributed training (DI-engine's Parallel runtime)")
+    dist.add_argument(
+        "--workers",
+        type=positive_int,
+        help="N processes on this machine: a learner, an evaluator and N-2 collectors (N >= 3)",
+    )
+    dist.add_argument("--node-id", type=non_negative_int, help="run one node of a multi-host run (0 is the learner)")
+    dist.add_argument(
+        "--role",
+        choices=ROLES,
+        help="this node's role (default from --node-id: 0 learner, 1 evaluator, others collector)",
+    )
+    dist.add_argument("--address", help="with --node-id: the address this node listens on, e.g. 10.0.0.4")
+    dist.add_argument("--ports", type=positive_int, metavar="PORT", help="with --node-id: the port it listens on")
+    dist.add_argument(
+        "--attach-to",
+        default="",
+        metavar="ADDRS",
+        help="with --node-id: comma-separated tcp://HOST:PORT of the nodes started before this one",
+    )
     return p
+
+
+def _node(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Node | None:
+    """The one node this command runs in a multi-host run, or None."""
+    from dqnkit.distributed import Node, default_role, tcp_address
+    from dqnkit.errors import UserError
+
+    node_flags = [args.role, args.address, args.ports, args.attach_to or None]
+    if args.node_id is None:
+        if any(flag is not None for flag in node_flags):
+            parser.error("--role, --address, --ports and --attach-to need --node-id")
+        return None
+    if args.workers is not None:
+        parser.error("--workers starts every node on this machine; leave out --node-id")
+    if args.address is None or args.ports is None:
+        parser.error("--node-id needs --address and --ports (where this node listens)")
+    attach_to = tuple(a.strip() for a in args.attach_to.split(",") if a.strip())
+    try:
+        for address in attach_to:
+            tcp_address(address)
+    except UserError as e:
+        parser.error(f"--attach-to: {e}")
+    role = args.role or default_role(args.node_id)
+    if role != "learner" and not attach_to:
+        parser.error(f"a {role} node needs --attach-to (the learner's and other nodes' addresses)")
+    return Node(args.node_id, role, f"tcp://{args.address}:{args.ports}", attach_to)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,7 +114,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.config is None and args.resume is None:
         build_parser().error("--config is required unless --resume is given")
 
+    node = _node(args, build_parser())
+
     def command() -> int:
+        from dqnkit.distributed import launch_local, train_node
         from dqnkit.pipeline import TrainOptions, train
 
         options = TrainOptions(
@@ -72,7 +135,11 @@ def main(argv: list[str] | None = None) -> None:
             quiet=args.quiet,
             command=shlex.join(["dqn-train", *(sys.argv[1:] if argv is None else argv)]),
         )
-        return train(options).exit_code
+        if args.workers is not None:
+            return launch_local(options, args.workers)
+        if node is not None:
+            return train_node(options, node)
+        return train(options)
 
     run("dqn-train", command)
 
