@@ -36,6 +36,7 @@ ROLES = ("learner", "evaluator", "collector")
 EVALUATION_EVENT = "dqnkit_evaluation"
 NODE_SEED_STRIDE = 1_000  # collector k explores with seed + k * stride: collectors must not replay each other
 STOP_GRACE_SECONDS = 30.0  # after the learner ends, how long the other nodes get to notice before SIGTERM
+CARRY_ON_SECONDS = 10.0  # a collector waiting this long for a live learner's news collects again
 
 
 class PeerLost(TrainingFailed):
@@ -91,26 +92,89 @@ def local_mesh(workers: int, host: str = "127.0.0.1") -> list[Node]:
 # Middleware pieces that DI-engine's pipeline needs in parallel mode.
 
 
-def context_exchanger(timeout: float, start_env_step: int = 0) -> Any:
+class LearnerHeartbeat:
+    """The learner says it is alive once a second; the other nodes listen.
+
+    A node must not send before its link to the learner is up: nng's bus drops what it cannot deliver, and
+    DI-engine's exchangers then wait on each other (the learner for the lost trajectories, the collector for the
+    learner's next train_iter). Hearing the first beat proves the link works both ways. Silence for longer than
+    `timeout` afterwards means the learner is gone.
+    """
+
+    EVENT = "dqnkit_learner_alive"
+
+    def __init__(self, is_learner: bool, timeout: float) -> None:
+        from ding.framework import task
+
+        self.is_learner = is_learner
+        self.timeout = timeout
+        self.last_heard: float | None = None
+        self._stopped = threading.Event()
+        self._router = task.router
+        if not is_learner:
+            self._router.on(self.EVENT, self._heard)
+
+    def start(self, node: Node) -> None:
+        """Learner: start beating, once every handler is registered (what arrives before is dropped). Other
+        nodes: wait for the first beat."""
+        if self.is_learner:
+            threading.Thread(target=self._beat, name="dqnkit-heartbeat", daemon=True).start()
+            return
+        deadline = time.monotonic() + self.timeout
+        while self.last_heard is None:
+            if time.monotonic() > deadline:
+                raise PeerLost(
+                    f"{node.name} heard nothing from the learner within {self.timeout:.0f} s "
+                    f"(attached to {', '.join(node.attach_to)}): is it running, and reachable from here?"
+                )
+            time.sleep(0.05)
+
+    def _heard(self, *_args: Any) -> None:
+        self.last_heard = time.monotonic()
+
+    def _beat(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._router.emit(self.EVENT)
+            except Exception:  # the router is shutting down with the process
+                return
+            self._stopped.wait(1.0)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def learner_silent_for(self) -> float:
+        return 0.0 if self.last_heard is None else time.monotonic() - self.last_heard
+
+
+def context_exchanger(heartbeat: LearnerHeartbeat, start_env_step: int = 0) -> Any:
     """DI-engine's ContextExchanger, with waits that end.
 
     Its merge waits forever for trajectories on the learner (a run whose collectors died hangs) and 60 s on the
     other nodes before carrying on without news (a collector whose learner died keeps collecting for nobody). Here
-    every wait ends when the run finishes, and waiting longer than `timeout` raises PeerLost.
+    the learner gives up after the heartbeat's timeout without trajectories, the other nodes when the learner has
+    been silent that long, and every wait ends as soon as the run finishes. A collector still carries on after
+    a while without news from a live learner, as DI-engine's does: a message the bus dropped must not stall both.
     """
     from ding.framework import task
     from ding.framework.middleware import ContextExchanger
 
+    is_learner = task.has_role(task.role.LEARNER)
+
     class _Exchanger(ContextExchanger):
         def merge(self, ctx: Any) -> None:
-            must_wait = task.has_role(task.role.LEARNER) or ctx.total_step >= self._skip_n_iter
-            deadline = time.monotonic() + timeout
+            must_wait = is_learner or ctx.total_step >= self._skip_n_iter
+            started = time.monotonic()
             while must_wait and not self._state:
                 if task.finish:
                     return
-                if time.monotonic() > deadline:
-                    waited_for = "any collector" if task.has_role(task.role.LEARNER) else "the learner"
-                    raise PeerLost(f"no message from {waited_for} for {timeout:.0f} s")
+                waited = time.monotonic() - started
+                if is_learner and waited > heartbeat.timeout:
+                    raise PeerLost(f"no data from any collector for {heartbeat.timeout:.0f} s")
+                if not is_learner and heartbeat.learner_silent_for() > heartbeat.timeout:
+                    raise PeerLost(f"the learner has been silent for {heartbeat.timeout:.0f} s")
+                if not is_learner and waited > CARRY_ON_SECONDS:
+                    break
                 time.sleep(0.005)
             super().merge(ctx)
 
@@ -146,23 +210,34 @@ def send_evaluations(model: Any) -> Callable[[Any], None]:
 
 
 class RemoteEvaluations:
-    """Learner side: evaluations received from the evaluator node, oldest first."""
+    """Learner side: evaluations received from the evaluator node, oldest first, each dated with the learner's
+    env step at the train iteration it evaluated (the evaluator's own count misses what collectors sent before
+    its links were up)."""
 
     def __init__(self) -> None:
         from ding.framework import task
 
         self._queue: deque[dict[str, Any]] = deque()
+        self._env_step_at: dict[int, int] = {}
         task.on(EVALUATION_EVENT, self._queue.append)
 
-    def pop(self) -> dict[str, Any] | None:
-        return self._queue.popleft() if self._queue else None
+    def pop(self, env_step: int, train_iter: int) -> dict[str, Any] | None:
+        self._env_step_at[train_iter] = env_step
+        if not self._queue:
+            return None
+        evaluation = self._queue.popleft()
+        evaluated_iter = evaluation["train_iter"]
+        evaluation["env_step"] = self._env_step_at.get(evaluated_iter, evaluation["env_step"])
+        self._env_step_at = {i: s for i, s in self._env_step_at.items() if i >= evaluated_iter}
+        return evaluation
 
 
-def announce_finish() -> None:
+def announce_finish(heartbeat: LearnerHeartbeat) -> None:
     """Tell every node that the run is over, and give nng a moment to deliver it: DI-engine's task.stop() emits the
     same event from a thread pool and closes the socket 30 ms later, which can drop it."""
     from ding.framework import task
 
+    heartbeat.stop()
     task.emit("finish", True, only_remote=True)
     task.sync()
     time.sleep(0.3)
@@ -223,8 +298,11 @@ def _peer_died(_signum: int, _frame: Any) -> None:
 
 
 def _node_process(options: TrainOptions, plan: RunPlan, node: Node, parent_pid: int) -> None:
+    import setproctitle
+
     from dqnkit.cli.common import run
 
+    setproctitle.setproctitle(f"dqn-train: {node.name}")  # what ps and top show for this process
     # Ctrl-C at the terminal reaches the supervisor alone; it forwards one signal to each node.
     os.setpgid(0, 0)
     if node.role == "learner":
@@ -244,8 +322,8 @@ def launch_local(options: TrainOptions, workers: int) -> int:
     """Start `workers` nodes on this machine and supervise them; returns the run's exit code."""
     from dqnkit.pipeline import plan_run
 
-    plan = plan_run(options)
     nodes = local_mesh(workers)
+    plan = plan_run(options)
     if not options.quiet:
         layout = ", ".join(f"{n.node_id} {n.role}" for n in nodes)
         print(f"dqnkit: {workers} worker processes on DI-engine's Parallel runtime (nodes: {layout})", file=sys.stderr)

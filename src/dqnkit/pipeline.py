@@ -308,7 +308,7 @@ class RunRecorder:
         counters, with the current weights), or the next one received from an evaluator node (with its own
         counters and the weights it evaluated)."""
         if self.remote_evaluations is not None:
-            return self.remote_evaluations.pop()
+            return self.remote_evaluations.pop(self.env_step, self.train_iter)
         if math.isinf(ctx.eval_value):
             return None
         return {
@@ -618,13 +618,11 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 if resume is not None:
                     _restore(plan, policy, task.ctx)
                 recorder = RunRecorder(plan, policy, progress, request_stop=lambda: setattr(task, "finish", True))
+            heartbeat = None
             if node is not None:
                 task.add_role(getattr(task.role, node.role.upper()))
-                task.use(
-                    distributed.context_exchanger(
-                        float(cfg.dqnkit.worker_timeout), int(resume["env_step"]) if resume and collects else 0
-                    )
-                )
+                heartbeat = distributed.LearnerHeartbeat(learns, float(cfg.dqnkit.worker_timeout))
+                task.use(distributed.context_exchanger(heartbeat, int(resume["env_step"]) if resume else 0))
                 task.use(ModelExchanger(model))
                 if recorder is not None:
                     recorder.remote_evaluations = distributed.RemoteEvaluations()
@@ -660,6 +658,8 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                     if manager is not None:
                         manager.launch()
             try:
+                if heartbeat is not None and node is not None:
+                    heartbeat.start(node)
                 task.run()
                 stop_reason = _stop_reason(cfg, recorder) if recorder is not None else "finished"
             except (KeyboardInterrupt, Interrupted) as e:
@@ -675,8 +675,8 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
             if recorder is not None:
                 summary = recorder.finish(stop_reason, signum, failure)
                 DistributedWriter.get_instance().close()  # flush TensorBoard before a node process exits
-            if node is not None and node.role == "learner":
-                distributed.announce_finish()
+            if heartbeat is not None and learns:
+                distributed.announce_finish(heartbeat)
         finally:
             for manager, name in ((collector_env, "collector"), (evaluator_env, "evaluator")):
                 if manager is not None:
