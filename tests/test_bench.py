@@ -57,3 +57,25 @@ def test_bench_infer_and_bench_eval_write_their_tables(trained_cartpole: Path, t
     result = json.loads(next(tmp_path.glob("eval-*.json")).read_text())
     assert result["dqn_eval_onnx_seconds"] > 0 and result["plain_loop_seconds"] > 0
     assert result["dqn_eval_mean_return"] == result["plain_loop_mean_return"]
+
+
+def test_bench_workers_compares_one_process_with_workers(tmp_path: Path) -> None:
+    _script(
+        "bench_workers.py",
+        "--workers",
+        "1",
+        "3",
+        "--seeds",
+        "0",
+        "--throughput-steps",
+        "400",
+        "--out",
+        str(tmp_path),
+    )
+    [result] = list(tmp_path.glob("workers-cartpole-*.json"))
+    data = json.loads(result.read_text())
+    assert [r["workers"] for r in data["solve"]] == [1, 3]
+    assert all(r["stop_reason"] == "stop_value" for r in data["solve"])
+    assert all(r["env_steps"] > 400 and r["env_steps_per_second"] > 0 for r in data["throughput"])
+    table = result.with_suffix(".md").read_text()
+    assert "| 1 | 1/1 |" in table and "| 3 | 1/1 |" in table
