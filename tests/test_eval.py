@@ -275,3 +275,28 @@ def test_zero_episodes(exported_cartpole: Path) -> None:
 
 def test_plot_of_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     assert_user_error(cli("dqn-plot", str(tmp_path), "--out", str(tmp_path / "x.png")), "no metrics.csv")
+
+
+def test_lunarlander_v2_without_decorative_particles_plays_bit_identical_episodes() -> None:
+    """dqnkit sweeps gym 0.25 LunarLander's flame particles after each step (3x faster physics): every observation
+    and reward must equal gym's own env, here under gym's heuristic lander (landings, leg contacts, crashes)."""
+    import gym
+    from gym.envs.box2d.lunar_lander import heuristic
+
+    from dqnkit.envs import make_raw_env
+
+    most_particles = 0
+    for seed in range(8):
+        stock = gym.make("LunarLander-v2", new_step_api=True, disable_env_checker=True)
+        swept = make_raw_env("LunarLander-v2")
+        obs_stock, obs_swept = stock.reset(seed=seed), swept.reset(seed=seed)
+        done = False
+        while not done:
+            action = heuristic(stock.unwrapped, obs_stock)
+            obs_stock, r_stock, term, trunc, _ = stock.step(action)
+            obs_swept, r_swept, *_ = swept.step(action)
+            assert np.array_equal(obs_stock, obs_swept) and r_stock == r_swept
+            assert swept.unwrapped.particles == []
+            most_particles = max(most_particles, len(stock.unwrapped.particles))
+            done = term or trunc
+    assert most_particles > 100  # what gym's env carries along without a window
