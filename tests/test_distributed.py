@@ -110,6 +110,15 @@ def test_ctrl_c_stops_every_worker_and_leaves_a_final_checkpoint(tmp_path: Path)
     final = load_checkpoint(run / "final.pth.tar")
     assert (final["env_step"], final["train_iter"]) == (summary["env_steps"], summary["train_iters"])
 
+    resumed = _start(
+        ["--resume", str(run), "--workers", "3", "--max-train-iters", str(final["train_iter"] + 50)], tmp_path
+    )
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert f"at env step {final['env_step']}, train iter {final['train_iter']}" in err
+    after = load_checkpoint(run / "final.pth.tar")
+    assert after["train_iter"] > final["train_iter"] + 50 and after["env_step"] > final["env_step"]
+
 
 def test_a_dead_collector_stops_the_run_with_a_final_checkpoint(tmp_path: Path) -> None:
     proc = _start(["--config", CARTPOLE, "--workers", "3", "--exp-name", "dead", "--stop-value", "1e9"], tmp_path)
