@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,44 @@ def assert_user_error(result: Result, *fragments: str) -> None:
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def start_train(args: list[str], cwd: Path, prefix: list[str] | None = None) -> subprocess.Popen[str]:
+    """dqn-train in its own session, as a terminal would run it (signals can go to the whole group); `prefix` runs
+    it through another command (e.g. `ip netns exec NS`)."""
+    return subprocess.Popen(
+        [*(prefix or []), str(BIN / "dqn-train"), *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "SDL_VIDEODRIVER": "dummy"},
+    )
+
+
+def wait_for_rows(metrics: Path, rows: int, proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    """Wait until training has written `rows` evaluations to metrics.csv."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        if metrics.is_file() and len(metrics.read_text().splitlines()) > rows:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"training did not reach {rows} evaluations in {timeout} s")
+
+
+def session_processes(sid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "-s", str(sid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def wait_gone(sid: int, timeout: float = 20) -> list[int]:
+    """The processes still alive in session `sid` after up to `timeout` seconds (empty: all gone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and session_processes(sid):
+        time.sleep(0.2)
+    return session_processes(sid)
 
 
 @pytest.fixture(scope="session")

@@ -8,58 +8,22 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import BIN, CONFIGS, assert_user_error, cli
+from conftest import CONFIGS, assert_user_error, cli, session_processes, start_train, wait_for_rows, wait_gone
 from dqnkit.checkpoint import load_checkpoint
 
 CARTPOLE = str(CONFIGS / "cartpole.py")
 
 
-def _start(args: list[str], cwd: Path, prefix: list[str] | None = None) -> subprocess.Popen[str]:
-    """dqn-train in its own session, as from a terminal (Ctrl-C goes to its process group)."""
-    return subprocess.Popen(
-        [*(prefix or []), str(BIN / "dqn-train"), *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "SDL_VIDEODRIVER": "dummy"},
-    )
-
-
-def _session_processes(sid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "-s", str(sid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
-def _wait_gone(sid: int, timeout: float = 20) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _session_processes(sid):
-        time.sleep(0.2)
-    return _session_processes(sid)
-
-
-def _wait_for_rows(metrics: Path, rows: int, proc: subprocess.Popen[str], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[1]
-        if metrics.is_file() and len(metrics.read_text().splitlines()) > rows:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"no {rows} evaluations in {timeout} s")
-
-
 def _node_pids(sid: int) -> dict[str, int]:
     """The node processes of a local run by title ('dqn-train: collector node 2' -> pid)."""
     pids = {}
-    for pid in _session_processes(sid):
+    for pid in session_processes(sid):
         with contextlib.suppress(OSError):
             title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             if title.startswith("dqn-train: "):
@@ -69,11 +33,11 @@ def _node_pids(sid: int) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_three_workers_reach_the_stop_value_and_the_run_exports_and_evaluates(tmp_path: Path) -> None:
-    proc = _start(["--config", CARTPOLE, "--workers", "3", "--exp-name", "dist"], tmp_path)
+    proc = start_train(["--config", CARTPOLE, "--workers", "3", "--exp-name", "dist"], tmp_path)
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
-    assert _wait_gone(proc.pid) == [], "worker processes left behind"
+    assert wait_gone(proc.pid) == [], "worker processes left behind"
     run = tmp_path / "runs" / "dist"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["stop_reason"] == "stop_value", summary
@@ -97,20 +61,20 @@ def test_three_workers_reach_the_stop_value_and_the_run_exports_and_evaluates(tm
 
 
 def test_ctrl_c_stops_every_worker_and_leaves_a_final_checkpoint(tmp_path: Path) -> None:
-    proc = _start(["--config", CARTPOLE, "--workers", "3", "--exp-name", "sig", "--stop-value", "1e9"], tmp_path)
+    proc = start_train(["--config", CARTPOLE, "--workers", "3", "--exp-name", "sig", "--stop-value", "1e9"], tmp_path)
     run = tmp_path / "runs" / "sig"
-    _wait_for_rows(run / "metrics.csv", 2, proc)
+    wait_for_rows(run / "metrics.csv", 2, proc)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends: the launcher forwards it to each node once
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    assert _wait_gone(proc.pid) == [], "worker processes left behind"
+    assert wait_gone(proc.pid) == [], "worker processes left behind"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["stop_reason"] == "interrupted"
     final = load_checkpoint(run / "final.pth.tar")
     assert (final["env_step"], final["train_iter"]) == (summary["env_steps"], summary["train_iters"])
 
-    resumed = _start(
+    resumed = start_train(
         ["--resume", str(run), "--workers", "3", "--max-train-iters", str(final["train_iter"] + 50)], tmp_path
     )
     _, err = resumed.communicate(timeout=120)
@@ -121,27 +85,29 @@ def test_ctrl_c_stops_every_worker_and_leaves_a_final_checkpoint(tmp_path: Path)
 
 
 def test_a_dead_collector_stops_the_run_with_a_final_checkpoint(tmp_path: Path) -> None:
-    proc = _start(["--config", CARTPOLE, "--workers", "3", "--exp-name", "dead", "--stop-value", "1e9"], tmp_path)
+    proc = start_train(["--config", CARTPOLE, "--workers", "3", "--exp-name", "dead", "--stop-value", "1e9"], tmp_path)
     run = tmp_path / "runs" / "dead"
-    _wait_for_rows(run / "metrics.csv", 2, proc)
+    wait_for_rows(run / "metrics.csv", 2, proc)
     os.kill(_node_pids(proc.pid)["collector node 2"], signal.SIGKILL)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
     assert "Traceback" not in err
     last_line = err.strip().splitlines()[-1]
     assert last_line == "dqn-train: error: collector node 2 died (killed by SIGKILL); the run stopped"
-    assert _wait_gone(proc.pid) == [], "worker processes left behind"
+    assert wait_gone(proc.pid) == [], "worker processes left behind"
     assert json.loads((run / "summary.json").read_text())["stop_reason"] == "failed"
     load_checkpoint(run / "final.pth.tar")
 
 
 def test_killing_the_launcher_leaves_no_worker_behind(tmp_path: Path) -> None:
-    proc = _start(["--config", CARTPOLE, "--workers", "3", "--exp-name", "orphan", "--stop-value", "1e9"], tmp_path)
-    _wait_for_rows(tmp_path / "runs" / "orphan" / "metrics.csv", 1, proc)
+    proc = start_train(
+        ["--config", CARTPOLE, "--workers", "3", "--exp-name", "orphan", "--stop-value", "1e9"], tmp_path
+    )
+    wait_for_rows(tmp_path / "runs" / "orphan" / "metrics.csv", 1, proc)
     assert sorted(_node_pids(proc.pid)) == ["collector node 2", "evaluator node 1", "learner node 0"]
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=10)
-    assert _wait_gone(proc.pid) == [], "worker processes outlived their launcher"
+    assert wait_gone(proc.pid) == [], "worker processes outlived their launcher"
     load_checkpoint(tmp_path / "runs" / "orphan" / "final.pth.tar")  # the learner still stopped cleanly
 
 
@@ -205,17 +171,17 @@ def test_a_run_across_two_hosts_trains(tmp_path: Path, two_hosts: tuple[list[str
     learner_addr, evaluator_addr = "tcp://10.77.0.1:50515", "tcp://10.77.0.1:50516"
     common = ["--config", CARTPOLE, "--stop-value", "1e9", "--quiet"]
     learner_only = ["--exp-name", "two_hosts", "--max-train-iters", "300"]
-    learner = _start(
+    learner = start_train(
         [*common, "--node-id", "0", "--address", "10.77.0.1", "--ports", "50515", *learner_only],
         tmp_path,
         host_a,
     )
-    evaluator = _start(
+    evaluator = start_train(
         [*common, "--node-id", "1", "--address", "10.77.0.1", "--ports", "50516", "--attach-to", learner_addr],
         tmp_path,
         host_a,
     )
-    collector = _start(
+    collector = start_train(
         [
             *common,
             "--node-id",

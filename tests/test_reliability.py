@@ -19,43 +19,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import BIN, CONFIGS, assert_user_error
+from conftest import BIN, CONFIGS, assert_user_error, start_train, wait_for_rows, wait_gone
 from dqnkit.checkpoint import load_checkpoint
-
-
-def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
-    """dqn-train in its own session, as a terminal would run it (signals can go to the whole group)."""
-    return subprocess.Popen(
-        [str(BIN / "dqn-train"), *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "SDL_VIDEODRIVER": "dummy"},
-    )
-
-
-def _wait_for_rows(metrics: Path, rows: int, proc: subprocess.Popen[str], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[1]
-        if metrics.is_file() and len(metrics.read_text().splitlines()) > rows:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"training did not reach {rows} evaluations in {timeout} s")
-
-
-def _session_processes(sid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "-s", str(sid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
-def _wait_gone(sid: int, timeout: float = 15) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _session_processes(sid):
-        time.sleep(0.2)
-    return _session_processes(sid)
 
 
 def _all_checkpoints_load(run: Path) -> list[Path]:
@@ -72,7 +37,7 @@ def _all_checkpoints_load(run: Path) -> list[Path]:
 def test_signal_writes_final_and_summary_and_resume_continues_exactly(
     tmp_path: Path, sig: int, manager: str, code: int
 ) -> None:
-    proc = _start(
+    proc = start_train(
         [
             "--config",
             str(CONFIGS / "cartpole.py"),
@@ -86,18 +51,18 @@ def test_signal_writes_final_and_summary_and_resume_continues_exactly(
         tmp_path,
     )
     run = tmp_path / "runs" / "sig"
-    _wait_for_rows(run / "metrics.csv", 3, proc)
+    wait_for_rows(run / "metrics.csv", 3, proc)
     os.killpg(proc.pid, sig)  # like Ctrl-C in a terminal: the trainer and its env workers all get it
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
     assert "Traceback" not in err
-    assert _wait_gone(proc.pid) == [], "env workers left running"
+    assert wait_gone(proc.pid, timeout=15) == [], "env workers left running"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["stop_reason"] == "interrupted"
     final = load_checkpoint(run / "final.pth.tar")
     assert (final["env_step"], final["train_iter"]) == (summary["env_steps"], summary["train_iters"])
 
-    resumed = _start(["--resume", str(run), "--max-train-iters", str(final["train_iter"] + 100)], tmp_path)
+    resumed = start_train(["--resume", str(run), "--max-train-iters", str(final["train_iter"] + 100)], tmp_path)
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     assert f"at env step {final['env_step']}, train iter {final['train_iter']}" in err
@@ -131,7 +96,7 @@ def test_kill_9_at_random_moments_never_truncates_a_checkpoint(tmp_path: Path) -
                 leftover.unlink()
             run.rmdir()
         args = ["--resume", str(run), "--quiet"] if has_checkpoint else fresh
-        proc = _start(args, tmp_path)
+        proc = start_train(args, tmp_path)
         time.sleep(rng.uniform(3.0, 6.5))  # import (~3 s) then training, which writes a checkpoint every 5 iters
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
@@ -142,7 +107,7 @@ def test_kill_9_at_random_moments_never_truncates_a_checkpoint(tmp_path: Path) -
 
 
 def test_a_dead_env_worker_stops_training_with_a_final_checkpoint(tmp_path: Path) -> None:
-    proc = _start(
+    proc = start_train(
         [
             "--config",
             str(CONFIGS / "cartpole.py"),
@@ -156,7 +121,7 @@ def test_a_dead_env_worker_stops_training_with_a_final_checkpoint(tmp_path: Path
         tmp_path,
     )
     run = tmp_path / "runs" / "w"
-    _wait_for_rows(run / "metrics.csv", 2, proc)
+    wait_for_rows(run / "metrics.csv", 2, proc)
     workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert workers, "no env worker processes found"
     os.kill(int(workers[0]), signal.SIGKILL)
@@ -166,7 +131,7 @@ def test_a_dead_env_worker_stops_training_with_a_final_checkpoint(tmp_path: Path
     assert re.search(r"dqn-train: error: training failed: \w+", err), err
     assert json.loads((run / "summary.json").read_text())["stop_reason"] == "failed"
     load_checkpoint(run / "final.pth.tar")
-    assert _wait_gone(proc.pid) == [], "processes left behind"
+    assert wait_gone(proc.pid, timeout=15) == [], "processes left behind"
 
 
 @contextlib.contextmanager
@@ -183,7 +148,7 @@ def _tmpfs(path: Path, size: str):
 
 def test_a_full_disk_stops_training_with_one_line_and_intact_checkpoints(tmp_path: Path) -> None:
     with _tmpfs(tmp_path / "runs", "1800k") as runs:
-        proc = _start(
+        proc = start_train(
             [
                 "--config",
                 str(CONFIGS / "cartpole.py"),
@@ -208,8 +173,8 @@ def test_a_full_disk_stops_training_with_one_line_and_intact_checkpoints(tmp_pat
 
 def test_a_runs_folder_turned_read_only_stops_training_cleanly(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    proc = _start(["--config", str(CONFIGS / "cartpole.py"), "--exp-name", "ro", "--stop-value", "1e9"], tmp_path)
-    _wait_for_rows(runs / "ro" / "metrics.csv", 2, proc)
+    proc = start_train(["--config", str(CONFIGS / "cartpole.py"), "--exp-name", "ro", "--stop-value", "1e9"], tmp_path)
+    wait_for_rows(runs / "ro" / "metrics.csv", 2, proc)
     # A read-only bind mount over the folder: new files there fail with EROFS, as on a disk remounted read-only.
     if subprocess.run(["mount", "--bind", str(runs), str(runs)], capture_output=True).returncode != 0:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -232,7 +197,7 @@ def _last_line(text: str) -> str:
 def test_same_seed_same_losses_and_eval_returns(tmp_path: Path) -> None:
     rows = []
     for name in ("a", "b"):
-        proc = _start(
+        proc = start_train(
             [
                 "--config",
                 str(CONFIGS / "cartpole.py"),
