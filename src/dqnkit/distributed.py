@@ -256,8 +256,6 @@ def run_node(options: TrainOptions, plan: RunPlan, node: Node) -> int:
     from ding.framework import Parallel
 
     host, port = tcp_address(node.listen)
-    for peer in node.attach_to:
-        tcp_address(peer)
     exit_code: list[int] = []
 
     def main() -> None:
