@@ -175,7 +175,7 @@ def context_exchanger(heartbeat: LearnerHeartbeat, start_env_step: int = 0) -> A
                     raise PeerLost(f"the learner has been silent for {heartbeat.timeout:.0f} s")
                 if not is_learner and waited > CARRY_ON_SECONDS:
                     break
-                time.sleep(0.005)
+                time.sleep(0.001)
             super().merge(ctx)
 
     exchanger = _Exchanger(skip_n_iter=1)
