@@ -48,7 +48,12 @@ def test_three_workers_reach_the_stop_value_and_the_run_exports_and_evaluates(tm
     for name in ("best", "latest", "final"):
         checkpoint = load_checkpoint(run / f"{name}.pth.tar")
         assert checkpoint["env_step"] > 0
-    assert list(run.glob("events.out.tfevents.*")), "no TensorBoard log from the learner"
+    [events] = run.glob("events.out.tfevents.*")  # one TensorBoard log, the learner's, with the evaluator's results
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(events))
+    board.Reload()
+    assert len(board.Scalars("basic/eval_episode_return_mean")) == len(rows) - 1
     assert (run / "curve.png").is_file()
 
     exported = cli("dqn-export", "--ckpt", str(run))

@@ -210,26 +210,29 @@ def send_evaluations(model: Any) -> Callable[[Any], None]:
 
 
 class RemoteEvaluations:
-    """Learner side: evaluations received from the evaluator node, oldest first, each dated with the learner's
-    env step at the train iteration it evaluated (the evaluator's own count misses what collectors sent before
-    its links were up)."""
+    """Learner-side middleware: puts the next evaluation received from the evaluator node into the learner's ctx
+    (for online_logger's TensorBoard curve) and keeps it for the recorder. Each is dated with the learner's env
+    step at the train iteration it evaluated: the evaluator's own count misses what collectors sent before its
+    links were up."""
 
     def __init__(self) -> None:
         from ding.framework import task
 
         self._queue: deque[dict[str, Any]] = deque()
         self._env_step_at: dict[int, int] = {}
+        self.current: dict[str, Any] | None = None
         task.on(EVALUATION_EVENT, self._queue.append)
 
-    def pop(self, env_step: int, train_iter: int) -> dict[str, Any] | None:
-        self._env_step_at[train_iter] = env_step
-        if not self._queue:
-            return None
-        evaluation = self._queue.popleft()
-        evaluated_iter = evaluation["train_iter"]
-        evaluation["env_step"] = self._env_step_at.get(evaluated_iter, evaluation["env_step"])
+    def __call__(self, ctx: Any) -> None:
+        self._env_step_at[int(ctx.train_iter)] = int(ctx.env_step)
+        self.current = self._queue.popleft() if self._queue else None
+        if self.current is None:
+            return
+        evaluated_iter = self.current["train_iter"]
+        self.current["env_step"] = self._env_step_at.get(evaluated_iter, self.current["env_step"])
         self._env_step_at = {i: s for i, s in self._env_step_at.items() if i >= evaluated_iter}
-        return evaluation
+        ctx.eval_value = self.current["mean"]
+        ctx.eval_value_std, ctx.eval_value_min, ctx.eval_value_max = (self.current[k] for k in ("std", "min", "max"))
 
 
 def announce_finish(heartbeat: LearnerHeartbeat) -> None:

@@ -308,7 +308,7 @@ class RunRecorder:
         counters, with the current weights), or the next one received from an evaluator node (with its own
         counters and the weights it evaluated)."""
         if self.remote_evaluations is not None:
-            return self.remote_evaluations.pop(self.env_step, self.train_iter)
+            return self.remote_evaluations.current
         if math.isinf(ctx.eval_value):
             return None
         return {
@@ -624,8 +624,6 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 heartbeat = distributed.LearnerHeartbeat(learns, float(cfg.dqnkit.worker_timeout))
                 task.use(distributed.context_exchanger(heartbeat, int(resume["env_step"]) if resume else 0))
                 task.use(ModelExchanger(model))
-                if recorder is not None:
-                    recorder.remote_evaluations = distributed.RemoteEvaluations()
 
             if evaluator_env is not None:
                 # The recorder applies the stop rule; the evaluator gets a copy that never stops by itself.
@@ -649,6 +647,9 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 buffer_ = DequeBuffer(size=cfg.policy.other.replay_buffer.replay_buffer_size)
                 task.use(data_pusher(cfg, buffer_))
                 task.use(OffPolicyLearner(cfg, policy.learn_mode, buffer_))
+                if node is not None:
+                    recorder.remote_evaluations = distributed.RemoteEvaluations()
+                    task.use(recorder.remote_evaluations)
                 task.use(_guard_empty_train_output(online_logger(train_show_freq=int(cfg.dqnkit.log_freq))))
                 task.use(recorder)
                 task.use(termination_checker(cfg.dqnkit.max_env_steps, cfg.dqnkit.max_train_iters))
