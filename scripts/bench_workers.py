@@ -8,6 +8,8 @@ Writes benchmarks/results/workers-<config name>-<date>.{json,md}.
 
     python scripts/bench_workers.py --workers 1 3 4 5 --seeds 0 1 2
     python scripts/bench_workers.py --config configs/lunarlander.py --throughput-steps 20000 --no-solve
+    python scripts/bench_workers.py --config configs/lunarlander.py --workers 3 --seeds 0 --no-throughput \
+        --max-env-steps 160000 --out /tmp/x
 """
 
 from __future__ import annotations
@@ -65,7 +67,10 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--throughput-steps", type=int, default=10_000, help="env steps of each throughput run")
     p.add_argument("--no-solve", action="store_true", help="throughput runs only")
+    p.add_argument("--no-throughput", action="store_true", help="solve runs only")
+    p.add_argument("--max-env-steps", type=int, help="cap on each solve run (default: the config's own)")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--tag", default="", help="appended to the results file name (workers-<config>-<tag>-<date>)")
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-workers-"))
@@ -74,11 +79,13 @@ def main() -> None:
     for seed in args.seeds:
         for workers in args.workers:  # settings alternate within a seed, so machine load drifts evenly
             if not args.no_solve:
-                solve.append(train(args.config, workers, seed, [], work))
+                cap = ["--max-env-steps", str(args.max_env_steps)] if args.max_env_steps else []
+                solve.append(train(args.config, workers, seed, cap, work))
                 print(json.dumps(solve[-1]), file=sys.stderr)
-            limit = ["--max-env-steps", str(args.throughput_steps), "--stop-value", "1e9"]
-            throughput.append(train(args.config, workers, seed, limit, work))
-            print(json.dumps(throughput[-1]), file=sys.stderr)
+            if not args.no_throughput:
+                limit = ["--max-env-steps", str(args.throughput_steps), "--stop-value", "1e9"]
+                throughput.append(train(args.config, workers, seed, limit, work))
+                print(json.dumps(throughput[-1]), file=sys.stderr)
 
     lines = [
         f"# One process vs --workers N, {date.today().isoformat()}",
@@ -102,7 +109,8 @@ def main() -> None:
                 f"{_median(sv, 'learner_seconds'):.1f}",
                 f"{_median(sv, 'command_seconds'):.1f}",
             ]
-        lines.append(f"| {workers} | " + " | ".join([*cells, f"{_median(tp, 'env_steps_per_second'):,.0f}"]) + " |")
+        rate = f"{_median(tp, 'env_steps_per_second'):,.0f}" if tp else "-"
+        lines.append(f"| {workers} | " + " | ".join([*cells, rate]) + " |")
     result = {
         "date": date.today().isoformat(),
         "machine": machine(),
@@ -111,7 +119,8 @@ def main() -> None:
         "solve": solve,
         "throughput": throughput,
     }
-    save_results(args.out, f"workers-{Path(args.config).stem}", result, "\n".join(lines) + "\n")
+    kind = "-".join(["workers", Path(args.config).stem, *([args.tag] if args.tag else [])])
+    save_results(args.out, kind, result, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
