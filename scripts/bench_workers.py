@@ -9,7 +9,7 @@ Writes benchmarks/results/workers-<config name>-<date>.{json,md}.
     python scripts/bench_workers.py --workers 1 3 4 5 --seeds 0 1 2
     python scripts/bench_workers.py --config configs/lunarlander.py --throughput-steps 20000 --no-solve
     python scripts/bench_workers.py --config configs/lunarlander.py --workers 3 --seeds 0 --no-throughput \
-        --max-env-steps 160000 --out /tmp/x
+        --max-env-steps 160000 --tag solve
 """
 
 from __future__ import annotations
