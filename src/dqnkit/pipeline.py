@@ -38,11 +38,11 @@ from dqnkit.config import (
 from dqnkit.ding_fixes import fast_tree_construction
 from dqnkit.envs import make_ding_env, require_fit
 from dqnkit.errors import TrainingFailed, UserError
+from dqnkit.plotting import METRICS_FIELDS, plot_runs
+from dqnkit.progress import ProgressLine, format_duration
 
 if TYPE_CHECKING:
     from dqnkit.distributed import Node
-from dqnkit.plotting import METRICS_FIELDS, plot_runs
-from dqnkit.progress import ProgressLine, format_duration
 
 RUN_CONFIG = "run_config.yaml"  # main_config + create_config as given (after --set): what --resume reloads
 EVAL_SEED_OFFSET = 100_003  # evaluation episodes draw seeds apart from the collector's
