@@ -6,6 +6,7 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -90,6 +91,7 @@ def plot_curves(
         ax.set_xlabel(xlabel)
         ax.set_ylabel("eval episode return (mean, min-max band)")
         ax.grid(alpha=0.3)
+    _focus_y(axes, curves, stop_values)
     axes[0].set_title("Eval return vs env steps")
     axes[1].set_title("Eval return vs wall time")
     handles, labels = axes[0].get_legend_handles_labels()
@@ -104,6 +106,24 @@ def plot_curves(
     plt.close(fig)
     tmp.replace(out)
     return out
+
+
+def _focus_y(axes: Any, curves: list[Curve], stop_values: list[float]) -> None:
+    """An untrained agent's first evaluations (LunarLander: -1,000 and a min band to -5,000) would squash every
+    later curve into a flat line: the y axis starts at the 5th percentile of the means instead."""
+    import numpy as np
+
+    means = [v for c in curves for v in c.mean]
+    if len(means) < 2:
+        return
+    low = float(np.percentile(means, 5))
+    high = max([*means, *(v for c in curves for v in c.high), *stop_values])
+    if low <= min(means) or high <= low:
+        return
+    pad = 0.05 * (high - low)
+    for ax in axes:
+        ax.set_ylim(low - pad, high + pad)
+        ax.text(0.01, 0.01, "lowest 5% of means below the axis", transform=ax.transAxes, fontsize="x-small")
 
 
 def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None) -> Path:
