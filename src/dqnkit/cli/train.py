@@ -5,14 +5,10 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from typing import TYPE_CHECKING
 
 from dqnkit.cli.common import finite_float, make_parser, non_negative_int, positive_int, run
-
-if TYPE_CHECKING:
-    from dqnkit.distributed import Node
-
-ROLES = ("learner", "evaluator", "collector")  # dqnkit.distributed.ROLES, without importing it for --help
+from dqnkit.distributed import ROLES, Node, default_role, tcp_address  # stdlib only: --help stays fast
+from dqnkit.errors import UserError
 
 EPILOG = """\
 examples:
@@ -85,9 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _node(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Node | None:
     """The one node this command runs in a multi-host run, or None."""
-    from dqnkit.distributed import Node, default_role, tcp_address
-    from dqnkit.errors import UserError
-
     node_flags = [args.role, args.address, args.ports, args.attach_to or None]
     if args.node_id is None:
         if any(flag is not None for flag in node_flags):
