@@ -53,17 +53,18 @@ def import_ding_quietly() -> None:
 def mute_ding_logging() -> None:
     # ditk logs INFO tables for every evaluation; dqnkit shows its own progress line instead.
     logging.getLogger(_DIAL_LOGGER).setLevel(logging.CRITICAL)
-    # Levels on the handlers too: DI-engine's Parallel runner sets the root logger back to INFO in every node.
     for name in _NOISY_LOGGERS:
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.ERROR)
-        for handler in logger.handlers:
-            handler.setLevel(logging.ERROR)
+        _mute(logging.getLogger(name))
     try:
         from ditk import logging as ditk_logging
 
-        ditk_logging.getLogger().setLevel(logging.ERROR)
-        for handler in ditk_logging.getLogger().handlers:
-            handler.setLevel(logging.ERROR)
+        _mute(ditk_logging.getLogger())
     except ImportError:
         pass
+
+
+def _mute(logger: logging.Logger) -> None:
+    # Levels on the handlers too: DI-engine's Parallel runner sets the root logger back to INFO in every node.
+    logger.setLevel(logging.ERROR)
+    for handler in logger.handlers:
+        handler.setLevel(logging.ERROR)
