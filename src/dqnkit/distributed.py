@@ -343,6 +343,18 @@ def launch_local(options: TrainOptions, workers: int) -> int:
     return _supervise(processes)
 
 
+def _end(processes: Any) -> None:
+    """SIGTERM to every process still running, SIGKILL to any still there 5 s later."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5.0)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
 def _supervise(processes: dict[Node, Any]) -> int:
     learner = next(node for node in processes if node.role == "learner")
     received: list[int] = []
@@ -377,14 +389,7 @@ def _supervise(processes: dict[Node, Any]) -> int:
                         os.kill(processes[learner].pid, signal.SIGUSR1)  # the learner stops as "failed"
                     stop_deadline = time.monotonic() + STOP_GRACE_SECONDS
             if stop_deadline is not None and time.monotonic() > stop_deadline:
-                for process in processes.values():
-                    if process.is_alive():
-                        process.terminate()
-                stop_deadline = time.monotonic() + 5.0
-                for process in processes.values():
-                    process.join(timeout=5.0)
-                    if process.is_alive():
-                        process.kill()
+                _end(processes.values())
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
