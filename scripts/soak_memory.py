@@ -8,7 +8,6 @@ benchmarks/results/memory-<date>.{json,md}.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -99,7 +98,6 @@ def main() -> None:
         "command": command_line("soak_memory.py"),
         "max_env_steps": args.max_env_steps,
         "buffer_size": args.buffer_size,
-        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
         "peak_rss_mib": max(s["rss_mib"] for s in samples),
         "rss_at_start_of_window_mib": tail[0]["rss_mib"],
         "rss_at_end_mib": tail[-1]["rss_mib"],
