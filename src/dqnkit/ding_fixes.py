@@ -51,3 +51,45 @@ def fast_tree_construction() -> None:
     ):
         if hasattr(module, name) and not isinstance(getattr(module, name), _FastDictModule):
             setattr(module, name, _FastDictModule(real, constructor))
+
+
+def _fast_flat_collate(real: Callable[..., Any]) -> Callable[..., Any]:
+    import torch
+    import treetensor.torch as ttorch
+    from treevalue import TreeValue
+    from treevalue.tree.common import create_storage
+
+    def collate(x: Any, json: bool = False, cat_1dim: bool = True) -> Any:
+        try:
+            stores = [t._detach().detach() for t in x]
+            first = stores[0]
+            if not all(isinstance(v, torch.Tensor) for v in first.values()):
+                raise TypeError("nested tree")
+            stacked = {}
+            for key in first:
+                value = torch.stack([s[key] for s in stores])
+                if cat_1dim and value.dim() == 2 and value.shape[1] == 1:
+                    value = value.squeeze(-1)  # (B, 1) -> (B), as ttorch_collate does
+                stacked[key] = value
+            if any(len(s) != len(first) for s in stores):
+                raise KeyError("trees with different fields")
+        except (AttributeError, IndexError, KeyError, TypeError, RuntimeError):
+            return real(x, json=json, cat_1dim=cat_1dim)
+        if json:  # what DQNPolicy asks for: a plain dict of tensors, as tree.json() gives
+            return stacked
+        return ttorch.Tensor(TreeValue(create_storage(stacked)))
+
+    return collate
+
+
+def fast_batch_collation() -> None:
+    """Every train iteration, DQNPolicy collates its batch of tree-tensor transitions with `ttorch.stack`, whose
+    generic tree machinery cost ~20% of a LunarLander run. For flat trees of tensors (what StepCollector and the
+    n-step enhancer store), stacking each field directly gives the same tensors (same values, dtypes and shapes)
+    in about half the time; anything else still goes to DI-engine's collate."""
+    from ding.utils.data import collate_fn
+
+    if not getattr(collate_fn.ttorch_collate, "_dqnkit_fast", False):
+        fast = _fast_flat_collate(collate_fn.ttorch_collate)
+        fast._dqnkit_fast = True  # type: ignore[attr-defined]
+        collate_fn.ttorch_collate = fast

@@ -35,7 +35,7 @@ from dqnkit.config import (
     parse_override,
     to_plain,
 )
-from dqnkit.ding_fixes import fast_tree_construction
+from dqnkit.ding_fixes import fast_batch_collation, fast_tree_construction
 from dqnkit.envs import make_ding_env, require_fit
 from dqnkit.errors import TrainingFailed, UserError
 from dqnkit.plotting import METRICS_FIELDS, plot_runs
@@ -525,6 +525,13 @@ def train(options: TrainOptions) -> int:
     return run_plan(options, plan_run(options))
 
 
+def _fused_adam(optimizer: Any) -> None:
+    """torch's fused CPU Adam kernel: one call for all parameters instead of ~10 small ops per tensor (0.23 ms ->
+    0.07 ms per LunarLander update). DQNPolicy builds its Adam without the flag."""
+    for group in optimizer.param_groups:
+        group["fused"] = True
+
+
 def _restore(plan: RunPlan, policy: Any, ctx: Any) -> None:
     """--resume: the learner's weights, target network, optimizer and counters (the epsilon schedule follows)."""
     state = plan.resume_state
@@ -591,6 +598,7 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
     from dqnkit import distributed
 
     fast_tree_construction()
+    fast_batch_collation()
     if learns:
         _write_run_files(plan, options.command)
         ding_init(cfg)
@@ -617,6 +625,8 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
             if learns:
                 if resume is not None:
                     _restore(plan, policy, task.ctx)
+                # After _restore: loading an optimizer state replaces its param_groups, flags included.
+                _fused_adam(policy._optimizer)
                 recorder = RunRecorder(plan, policy, progress, request_stop=lambda: setattr(task, "finish", True))
             heartbeat = None
             if node is not None:
