@@ -663,7 +663,8 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 task.use(_guard_empty_train_output(online_logger(train_show_freq=int(cfg.dqnkit.log_freq))))
                 task.use(recorder)
                 task.use(termination_checker(cfg.dqnkit.max_env_steps, cfg.dqnkit.max_train_iters))
-            torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+            if cfg.dqnkit.torch_threads is not None:
+                torch.set_num_threads(int(cfg.dqnkit.torch_threads))
             with _worker_signals():
                 for manager in (collector_env, evaluator_env):
                     if manager is not None:
