@@ -178,6 +178,34 @@ def test_subprocess_env_manager_trains(tmp_path: Path) -> None:
     assert compiled["env"]["manager"]["type"] == "subprocess"
 
 
+def test_prioritized_replay_from_dings_own_config_keys(tmp_path: Path) -> None:
+    """policy.priority turns on DI-engine's PriorityExperienceReplay buffer middleware; the learner hands each
+    update's TD errors back to the buffer while online_logger logs every 10 iterations."""
+    result = cli(
+        "dqn-train",
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--exp-name",
+        "per",
+        "--set",
+        "policy.priority=true",
+        "--set",
+        "policy.priority_IS_weight=true",
+        "--set",
+        "dqnkit.log_freq=10",
+        "--max-env-steps",
+        "1500",
+        "--quiet",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "runs" / "per" / "summary.json").read_text())
+    assert summary["stop_reason"] == "max_env_steps" and summary["train_iters"] > 100
+    with (tmp_path / "runs" / "per" / "metrics.csv").open() as f:
+        losses = [row["loss"] for row in csv.DictReader(f)]
+    assert all(float(loss) >= 0 for loss in losses[1:]) and len(losses) > 1
+
+
 # --- bad input: one line, exit code 2, nothing half-written ---------------------------------------------------
 
 

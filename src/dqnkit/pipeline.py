@@ -455,14 +455,20 @@ def _skip_repeated_evaluation(evaluator: Any) -> Any:
     return _evaluate
 
 
-def _guard_empty_train_output(logger: Any) -> Any:
-    """online_logger pops from ctx.train_output whenever it is not None, and crashes on the empty list that
-    OffPolicyLearner leaves while the buffer holds less than a batch (always the case right after a resume)."""
+def _guard_train_output(logger: Any) -> Any:
+    """online_logger pops the newest output from ctx.train_output: it crashes on the empty list OffPolicyLearner
+    leaves while the buffer holds less than a batch (always the case right after a resume), and the output it takes
+    is missing afterwards (the recorder's mean loss; with prioritized replay, the fetcher that pops each update's
+    priorities crashes on "pop from empty list"). The logger gets a copy."""
 
     def _log(ctx: Any) -> Any:
-        if isinstance(ctx.train_output, list) and not ctx.train_output:
-            ctx.train_output = None
-        return logger(ctx)
+        outputs = ctx.train_output
+        if isinstance(outputs, list):
+            ctx.train_output = list(outputs) if outputs else None
+        try:
+            return logger(ctx)
+        finally:
+            ctx.train_output = outputs
 
     return _log
 
@@ -578,6 +584,7 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
 
     import torch
     from ding.data import DequeBuffer
+    from ding.data.buffer.middleware import PriorityExperienceReplay
     from ding.framework import ding_init, task
     from ding.framework.context import OnlineRLContext
     from ding.framework.middleware import (
@@ -655,12 +662,14 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 task.use(nstep_reward_enhancer(cfg))
             if recorder is not None:
                 buffer_ = DequeBuffer(size=cfg.policy.other.replay_buffer.replay_buffer_size)
+                if cfg.policy.priority:
+                    buffer_.use(PriorityExperienceReplay(buffer_, IS_weight=bool(cfg.policy.priority_IS_weight)))
                 task.use(data_pusher(cfg, buffer_))
                 task.use(OffPolicyLearner(cfg, policy.learn_mode, buffer_))
                 if node is not None:
                     recorder.remote_evaluations = distributed.RemoteEvaluations()
                     task.use(recorder.remote_evaluations)
-                task.use(_guard_empty_train_output(online_logger(train_show_freq=int(cfg.dqnkit.log_freq))))
+                task.use(_guard_train_output(online_logger(train_show_freq=int(cfg.dqnkit.log_freq))))
                 task.use(recorder)
                 task.use(termination_checker(cfg.dqnkit.max_env_steps, cfg.dqnkit.max_train_iters))
             if cfg.dqnkit.torch_threads is not None:
