@@ -10,6 +10,85 @@ import torch
 from conftest import CONFIGS
 
 
+def _collected_chunks(steps: int) -> tuple[Any, list[tuple[list[Any], list[int]]]]:
+    """What DI-engine's StepCollector hands the n-step enhancer on CartPole (8 envs, n_sample 32 per call): per
+    call, ctx.trajectories (each env's transitions in time order, envs concatenated) and ctx.trajectory_end_idx."""
+    import copy
+
+    from ding.framework import task
+    from ding.framework.context import OnlineRLContext
+    from ding.framework.middleware import StepCollector, eps_greedy_handler
+    from ding.model import DQN
+    from ding.policy import DQNPolicy
+
+    from dqnkit.config import compile_dqn_config, load_config_file
+    from dqnkit.pipeline import _env_manager
+
+    main, create = load_config_file(CONFIGS / "cartpole.py")
+    main["policy"]["collect"]["n_sample"] = 32
+    main["policy"]["nstep"] = 3
+    cfg = compile_dqn_config(main, create, seed=0)
+    policy = DQNPolicy(cfg.policy, model=DQN(**cfg.policy.model))
+    envs = _env_manager(cfg, 8)
+    chunks: list[tuple[list[Any], list[int]]] = []
+    with task.start(ctx=OnlineRLContext()):
+        envs.seed(0)
+        envs.launch()
+        task.use(eps_greedy_handler(cfg))
+        task.use(StepCollector(cfg, policy.collect_mode, envs))
+        task.use(lambda ctx: chunks.append((copy.deepcopy(ctx.trajectories), list(ctx.trajectory_end_idx))))
+        task.run(max_step=steps)
+        envs.close()
+    return cfg, chunks
+
+
+def test_nstep_windows_stay_inside_one_env_and_bootstrap_from_the_windows_last_step() -> None:
+    """dqnkit's n-step enhancer, on real collector output: each transition's n rewards are its own env's next
+    rewards (never the next env's), cut after a terminal step, and next_obs/done/value_gamma come from the
+    window's last step. DI-engine's own enhancer, on the same chunks, mixes envs."""
+    import copy
+
+    from ding.framework.middleware import nstep_reward_enhancer as ding_enhancer
+
+    from dqnkit.ding_fixes import nstep_reward_enhancer
+
+    cfg, chunks = _collected_chunks(steps=30)
+    nstep, gamma = int(cfg.policy.nstep), float(cfg.policy.discount_factor)
+    assert nstep == 3
+    enhance = nstep_reward_enhancer(cfg)
+    crossings = 0
+    terminal_windows = 0
+    for raw, end_idx in chunks:
+        for k, transition in enumerate(raw):  # CartPole pays 1.0 every step: make each reward tell where it is from
+            transition.reward = torch.tensor([k + 0.5])
+        ctx = type("Ctx", (), {})()
+        ctx.trajectories, ctx.trajectory_end_idx = copy.deepcopy(raw), end_idx
+        enhance(ctx)
+        starts = [0] + [e + 1 for e in end_idx[:-1]]
+        for start, end in zip(starts, end_idx, strict=True):
+            for i in range(start, end + 1):
+                window = []
+                for k in range(i, end + 1):
+                    window.append(k)
+                    if len(window) == nstep or bool(raw[k].done):
+                        break
+                last = window[-1]
+                out = ctx.trajectories[i]
+                expected = [float(raw[k].reward) for k in window] + [0.0] * (nstep - len(window))
+                assert out.reward.tolist() == expected
+                assert torch.equal(out.next_obs, raw[last].next_obs)
+                assert bool(out.done) == bool(raw[last].done)
+                assert out.value_gamma.item() == pytest.approx(gamma ** len(window))
+                terminal_windows += bool(raw[last].done) and len(window) > 1
+        ding_ctx = type("Ctx", (), {})()
+        ding_ctx.trajectories = copy.deepcopy(raw)
+        ding_enhancer(cfg)(ding_ctx)
+        for end in end_idx[:-1]:  # the step before an env's last one sums into the next env's first reward
+            crossings += ding_ctx.trajectories[end - 1].reward.tolist()[2] == float(raw[end + 1].reward)
+    assert terminal_windows > 0, "no episode ended inside a window: the terminal case went untested"
+    assert crossings > 0
+
+
 @pytest.fixture(scope="module")
 def sampled_batches() -> list[list[Any]]:
     """Batches sampled from a replay buffer filled by DI-engine's own StepCollector, n-step enhancer and
@@ -17,11 +96,12 @@ def sampled_batches() -> list[list[Any]]:
     from ding.data import DequeBuffer
     from ding.framework import task
     from ding.framework.context import OnlineRLContext
-    from ding.framework.middleware import StepCollector, data_pusher, eps_greedy_handler, nstep_reward_enhancer
+    from ding.framework.middleware import StepCollector, data_pusher, eps_greedy_handler
     from ding.model import DQN
     from ding.policy import DQNPolicy
 
     from dqnkit.config import compile_dqn_config, load_config_file
+    from dqnkit.ding_fixes import nstep_reward_enhancer
     from dqnkit.pipeline import _env_manager
 
     main, create = load_config_file(CONFIGS / "cartpole.py")

@@ -93,3 +93,44 @@ def fast_batch_collation() -> None:
         fast = _fast_flat_collate(collate_fn.ttorch_collate)
         fast._dqnkit_fast = True  # type: ignore[attr-defined]
         collate_fn.ttorch_collate = fast
+
+
+def nstep_reward_enhancer(cfg: Any) -> Callable[[Any], None]:
+    """A corrected stand-in for DI-engine's `nstep_reward_enhancer` middleware (same place in the pipeline, same
+    fields out: `reward` of shape (nstep,), `value_gamma`).
+
+    DI-engine 0.5.3's version treats `ctx.trajectories` as one time-ordered sequence, but StepCollector gives one
+    chunk per env, concatenated: the last steps of each env's chunk sum rewards from the next env's chunk. It also
+    leaves `next_obs` and `done` at the first step, so DQN bootstraps gamma**n * Q(s[t+1]) after summing n rewards
+    (the rewards r[t+1..] are counted twice), and it ends a window one step before a terminal transition, dropping
+    the terminal reward. Here each env's chunk is windowed on its own; a window ends after n steps, at a terminal
+    step (included) or at the chunk's end; `next_obs`, `done` and `value_gamma` = gamma**(window length) come from
+    the window's last step, so the target is the standard truncated n-step return."""
+    import torch
+
+    nstep = int(cfg.policy.nstep)
+    gamma = float(cfg.policy.discount_factor)
+
+    def _enhance(ctx: Any) -> None:
+        transitions = ctx.trajectories
+        if not transitions:
+            return
+        rewards = [t.reward for t in transitions]
+        next_obs = [t.next_obs for t in transitions]
+        dones = [bool(t.done) for t in transitions]
+        done_values = [t.done for t in transitions]
+        zero = torch.zeros_like(rewards[0])
+        start = 0
+        for end in ctx.trajectory_end_idx:  # inclusive end index of each env's chunk
+            for i in range(start, end + 1):
+                last = i
+                while last - i + 1 < nstep and not dones[last] and last < end:
+                    last += 1
+                window = last - i + 1
+                transitions[i].reward = torch.cat(rewards[i : last + 1] + [zero] * (nstep - window))
+                transitions[i].value_gamma = torch.tensor([gamma**window], dtype=torch.float32)
+                transitions[i].next_obs = next_obs[last]
+                transitions[i].done = done_values[last]
+            start = end + 1
+
+    return _enhance

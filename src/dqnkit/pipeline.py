@@ -35,7 +35,7 @@ from dqnkit.config import (
     parse_override,
     to_plain,
 )
-from dqnkit.ding_fixes import fast_batch_collation, fast_tree_construction
+from dqnkit.ding_fixes import fast_batch_collation, fast_tree_construction, nstep_reward_enhancer
 from dqnkit.envs import make_ding_env, require_fit
 from dqnkit.errors import TrainingFailed, UserError
 from dqnkit.plotting import METRICS_FIELDS, plot_runs
@@ -594,7 +594,6 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
         data_pusher,
         eps_greedy_handler,
         interaction_evaluator,
-        nstep_reward_enhancer,
         online_logger,
         termination_checker,
     )
