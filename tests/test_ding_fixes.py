@@ -42,51 +42,66 @@ def _collected_chunks(steps: int) -> tuple[Any, list[tuple[list[Any], list[int]]
     return cfg, chunks
 
 
-def test_nstep_windows_stay_inside_one_env_and_bootstrap_from_the_windows_last_step() -> None:
-    """dqnkit's n-step enhancer, on real collector output: each transition's n rewards are its own env's next
-    rewards (never the next env's), cut after a terminal step, and next_obs/done/value_gamma come from the
-    window's last step. DI-engine's own enhancer, on the same chunks, mixes envs."""
+def test_nstep_windows_follow_each_env_across_collections() -> None:
+    """dqnkit's n-step enhancer on real collector output (8 CartPole envs, 4 steps per env per collection):
+    every step comes out once, with its own env's next n rewards (read across collections, cut after a terminal
+    step) and next_obs/done/value_gamma of the window's last step. DI-engine's enhancer, on the same chunks,
+    sums rewards of two different envs."""
     import copy
 
     from ding.framework.middleware import nstep_reward_enhancer as ding_enhancer
 
     from dqnkit.ding_fixes import nstep_reward_enhancer
 
-    cfg, chunks = _collected_chunks(steps=30)
+    cfg, chunks = _collected_chunks(steps=40)
     nstep, gamma = int(cfg.policy.nstep), float(cfg.policy.discount_factor)
     assert nstep == 3
-    enhance = nstep_reward_enhancer(cfg)
-    crossings = 0
-    terminal_windows = 0
+    streams: dict[int, list[Any]] = {}  # env -> its raw steps in time order, across collections
+    marker = 0.5
     for raw, end_idx in chunks:
-        for k, transition in enumerate(raw):  # CartPole pays 1.0 every step: make each reward tell where it is from
-            transition.reward = torch.tensor([k + 0.5])
+        for transition in raw:  # CartPole pays 1.0 every step: make each reward name its step
+            transition.reward = torch.tensor([marker])
+            marker += 1
+        start = 0
+        for env, end in enumerate(end_idx):
+            streams.setdefault(env, []).extend(copy.deepcopy(raw[start : end + 1]))
+            start = end + 1
+    expected = {}
+    for stream in streams.values():
+        for i, step in enumerate(stream):
+            window = []
+            for k in range(i, len(stream)):
+                window.append(stream[k])
+                if len(window) == nstep or bool(stream[k].done):
+                    break
+            if len(window) == nstep or bool(window[-1].done):
+                expected[float(step.reward)] = window
+
+    enhance = nstep_reward_enhancer(cfg)
+    seen = set()
+    for raw, end_idx in chunks:
         ctx = type("Ctx", (), {})()
         ctx.trajectories, ctx.trajectory_end_idx = copy.deepcopy(raw), end_idx
         enhance(ctx)
-        starts = [0] + [e + 1 for e in end_idx[:-1]]
-        for start, end in zip(starts, end_idx, strict=True):
-            for i in range(start, end + 1):
-                window = []
-                for k in range(i, end + 1):
-                    window.append(k)
-                    if len(window) == nstep or bool(raw[k].done):
-                        break
-                last = window[-1]
-                out = ctx.trajectories[i]
-                expected = [float(raw[k].reward) for k in window] + [0.0] * (nstep - len(window))
-                assert out.reward.tolist() == expected
-                assert torch.equal(out.next_obs, raw[last].next_obs)
-                assert bool(out.done) == bool(raw[last].done)
-                assert out.value_gamma.item() == pytest.approx(gamma ** len(window))
-                terminal_windows += bool(raw[last].done) and len(window) > 1
-        ding_ctx = type("Ctx", (), {})()
-        ding_ctx.trajectories = copy.deepcopy(raw)
-        ding_enhancer(cfg)(ding_ctx)
-        for end in end_idx[:-1]:  # the step before an env's last one sums into the next env's first reward
-            crossings += ding_ctx.trajectories[end - 1].reward.tolist()[2] == float(raw[end + 1].reward)
-    assert terminal_windows > 0, "no episode ended inside a window: the terminal case went untested"
-    assert crossings > 0
+        for out in ctx.trajectories:
+            key = float(out.reward[0])
+            window = expected[key]
+            assert key not in seen
+            seen.add(key)
+            assert out.reward.tolist() == [float(w.reward) for w in window] + [0.0] * (nstep - len(window))
+            assert torch.equal(out.next_obs, window[-1].next_obs)
+            assert bool(out.done) == bool(window[-1].done)
+            assert out.value_gamma.item() == pytest.approx(gamma ** len(window))
+    assert seen == set(expected), "a completed window never came out"
+    assert any(len(w) == nstep and bool(w[-1].done) is False for w in expected.values())
+    assert any(len(w) < nstep for w in expected.values()), "no episode ended inside a window"
+
+    raw, end_idx = chunks[-1]
+    ding_ctx = type("Ctx", (), {})()
+    ding_ctx.trajectories = copy.deepcopy(raw)
+    ding_enhancer(cfg)(ding_ctx)
+    last_of_env0 = end_idx[0]
+    assert float(ding_ctx.trajectories[last_of_env0 - 1].reward[2]) == float(raw[last_of_env0 + 1].reward)
 
 
 @pytest.fixture(scope="module")

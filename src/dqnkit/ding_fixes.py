@@ -100,37 +100,46 @@ def nstep_reward_enhancer(cfg: Any) -> Callable[[Any], None]:
     fields out: `reward` of shape (nstep,), `value_gamma`).
 
     DI-engine 0.5.3's version treats `ctx.trajectories` as one time-ordered sequence, but StepCollector gives one
-    chunk per env, concatenated: the last steps of each env's chunk sum rewards from the next env's chunk. It also
+    chunk per env, concatenated: the last steps of each env's chunk sum rewards from the next env's chunk. It
     leaves `next_obs` and `done` at the first step, so DQN bootstraps gamma**n * Q(s[t+1]) after summing n rewards
-    (the rewards r[t+1..] are counted twice), and it ends a window one step before a terminal transition, dropping
-    the terminal reward. Here each env's chunk is windowed on its own; a window ends after n steps, at a terminal
-    step (included) or at the chunk's end; `next_obs`, `done` and `value_gamma` = gamma**(window length) come from
-    the window's last step, so the target is the standard truncated n-step return."""
+    (r[t+1..] counted twice); it ends a window one step before a terminal transition, dropping the terminal
+    reward; and it cuts windows at the end of each collection (n_sample 32 over 8 envs is 4 steps per env, so
+    `nstep` 5 or 8 trains exactly as 4 would).
+
+    Here each env's steps form one stream across collections: a window ends after n steps or at a terminal step
+    (included); a step whose window needs the env's next collection waits for it. `next_obs`, `done` and
+    `value_gamma` = gamma**(window length) come from the window's last step: the standard n-step target."""
     import torch
 
     nstep = int(cfg.policy.nstep)
     gamma = float(cfg.policy.discount_factor)
+    waiting: dict[int, list[Any]] = {}  # env -> its latest steps, whose windows need the next collection
 
     def _enhance(ctx: Any) -> None:
-        transitions = ctx.trajectories
-        if not transitions:
-            return
-        rewards = [t.reward for t in transitions]
-        next_obs = [t.next_obs for t in transitions]
-        dones = [bool(t.done) for t in transitions]
-        done_values = [t.done for t in transitions]
-        zero = torch.zeros_like(rewards[0])
+        ready: list[Any] = []
+        end_idx: list[int] = []
         start = 0
-        for end in ctx.trajectory_end_idx:  # inclusive end index of each env's chunk
-            for i in range(start, end + 1):
+        for env, end in enumerate(ctx.trajectory_end_idx):
+            steps = waiting.pop(env, []) + ctx.trajectories[start : end + 1]
+            start = end + 1
+            rewards = [t.reward for t in steps]
+            next_obs = [t.next_obs for t in steps]
+            dones = [t.done for t in steps]
+            for i in range(len(steps)):
                 last = i
-                while last - i + 1 < nstep and not dones[last] and last < end:
+                while last - i + 1 < nstep and not bool(dones[last]) and last + 1 < len(steps):
                     last += 1
                 window = last - i + 1
-                transitions[i].reward = torch.cat(rewards[i : last + 1] + [zero] * (nstep - window))
-                transitions[i].value_gamma = torch.tensor([gamma**window], dtype=torch.float32)
-                transitions[i].next_obs = next_obs[last]
-                transitions[i].done = done_values[last]
-            start = end + 1
+                if window < nstep and not bool(dones[last]):
+                    waiting[env] = steps[i:]
+                    break
+                step = steps[i]
+                step.reward = torch.cat(rewards[i : last + 1] + [torch.zeros_like(rewards[i])] * (nstep - window))
+                step.value_gamma = torch.tensor([gamma**window], dtype=torch.float32)
+                step.next_obs = next_obs[last]
+                step.done = dones[last]
+                ready.append(step)
+            end_idx.append(len(ready) - 1)
+        ctx.trajectories, ctx.trajectory_end_idx = ready, end_idx
 
     return _enhance

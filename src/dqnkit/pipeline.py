@@ -1,8 +1,9 @@
 """Training: a DI-engine config run through DI-engine's own middleware pipeline, with dqnkit's run folder.
 
 Order of middleware (as in DI-engine's dizoo LunarLander example): interaction_evaluator, eps_greedy_handler,
-StepCollector, nstep_reward_enhancer, data_pusher, OffPolicyLearner, online_logger, then dqnkit's RunRecorder
-(checkpoints, metrics.csv, progress) in place of CkptSaver, then termination_checker.
+StepCollector, nstep_reward_enhancer (dqnkit's corrected copy, ding_fixes), data_pusher, OffPolicyLearner,
+online_logger, then dqnkit's RunRecorder (checkpoints, metrics.csv, progress) in place of CkptSaver, then
+termination_checker.
 """
 
 from __future__ import annotations
