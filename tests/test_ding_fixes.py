@@ -10,7 +10,7 @@ import torch
 from conftest import CONFIGS
 
 
-def _collected_chunks(steps: int) -> tuple[Any, list[tuple[list[Any], list[int]]]]:
+def _collected_chunks(steps: int, time_limit: int) -> tuple[Any, list[tuple[list[Any], list[int]]]]:
     """What DI-engine's StepCollector hands the n-step enhancer on CartPole (8 envs, n_sample 32 per call): per
     call, ctx.trajectories (each env's transitions in time order, envs concatenated) and ctx.trajectory_end_idx."""
     import copy
@@ -20,16 +20,18 @@ def _collected_chunks(steps: int) -> tuple[Any, list[tuple[list[Any], list[int]]
     from ding.framework.middleware import StepCollector, eps_greedy_handler
     from ding.model import DQN
     from ding.policy import DQNPolicy
+    from ding.utils import set_pkg_seed
 
     from dqnkit.config import compile_dqn_config, load_config_file
     from dqnkit.pipeline import _env_manager
 
+    set_pkg_seed(0)
     main, create = load_config_file(CONFIGS / "cartpole.py")
     main["policy"]["collect"]["n_sample"] = 32
     main["policy"]["nstep"] = 3
     cfg = compile_dqn_config(main, create, seed=0)
     policy = DQNPolicy(cfg.policy, model=DQN(**cfg.policy.model))
-    envs = _env_manager(cfg, 8)
+    envs = _env_manager(cfg, 8, max_episode_steps=time_limit)
     chunks: list[tuple[list[Any], list[int]]] = []
     with task.start(ctx=OnlineRLContext()):
         envs.seed(0)
@@ -44,16 +46,17 @@ def _collected_chunks(steps: int) -> tuple[Any, list[tuple[list[Any], list[int]]
 
 def test_nstep_windows_follow_each_env_across_collections() -> None:
     """dqnkit's n-step enhancer on real collector output (8 CartPole envs, 4 steps per env per collection):
-    every step comes out once, with its own env's next n rewards (read across collections, cut after a terminal
-    step) and next_obs/done/value_gamma of the window's last step. DI-engine's enhancer, on the same chunks,
-    sums rewards of two different envs."""
+    every step comes out once, with its own env's next n rewards (read across collections, cut at an episode's
+    end) and next_obs/done/value_gamma of the window's last step; an episode cut by the time limit is not
+    terminal (done False). DI-engine's enhancer, on the same chunks, sums rewards of two different envs."""
     import copy
 
     from ding.framework.middleware import nstep_reward_enhancer as ding_enhancer
 
     from dqnkit.ding_fixes import nstep_reward_enhancer
 
-    cfg, chunks = _collected_chunks(steps=40)
+    time_limit = 12  # CartPole's random-policy episodes last ~10-30 steps: both endings occur
+    cfg, chunks = _collected_chunks(steps=40, time_limit=time_limit)
     nstep, gamma = int(cfg.policy.nstep), float(cfg.policy.discount_factor)
     assert nstep == 3
     streams: dict[int, list[Any]] = {}  # env -> its raw steps in time order, across collections
@@ -67,7 +70,15 @@ def test_nstep_windows_follow_each_env_across_collections() -> None:
             streams.setdefault(env, []).extend(copy.deepcopy(raw[start : end + 1]))
             start = end + 1
     expected = {}
+    truncated: set[float] = set()
     for stream in streams.values():
+        episode_steps = 0
+        for step in stream:
+            episode_steps += 1
+            if bool(step.done):
+                if episode_steps == time_limit:
+                    truncated.add(float(step.reward))
+                episode_steps = 0
         for i, step in enumerate(stream):
             window = []
             for k in range(i, len(stream)):
@@ -77,7 +88,7 @@ def test_nstep_windows_follow_each_env_across_collections() -> None:
             if len(window) == nstep or bool(window[-1].done):
                 expected[float(step.reward)] = window
 
-    enhance = nstep_reward_enhancer(cfg)
+    enhance = nstep_reward_enhancer(cfg, time_limit)
     seen = set()
     for raw, end_idx in chunks:
         ctx = type("Ctx", (), {})()
@@ -90,24 +101,30 @@ def test_nstep_windows_follow_each_env_across_collections() -> None:
             seen.add(key)
             assert out.reward.tolist() == [float(w.reward) for w in window] + [0.0] * (nstep - len(window))
             assert torch.equal(out.next_obs, window[-1].next_obs)
-            assert bool(out.done) == bool(window[-1].done)
+            assert bool(out.done) == (bool(window[-1].done) and float(window[-1].reward) not in truncated)
             assert out.value_gamma.item() == pytest.approx(gamma ** len(window))
     assert seen == set(expected), "a completed window never came out"
     assert any(len(w) == nstep and bool(w[-1].done) is False for w in expected.values())
     assert any(len(w) < nstep for w in expected.values()), "no episode ended inside a window"
+    terminal = {k for k, w in expected.items() if bool(w[-1].done) and float(w[-1].reward) not in truncated}
+    assert truncated and terminal, "both a time-limit cut and a real termination should occur"
 
-    raw, end_idx = chunks[-1]
-    ding_ctx = type("Ctx", (), {})()
-    ding_ctx.trajectories = copy.deepcopy(raw)
-    ding_enhancer(cfg)(ding_ctx)
-    last_of_env0 = end_idx[0]
-    assert float(ding_ctx.trajectories[last_of_env0 - 1].reward[2]) == float(raw[last_of_env0 + 1].reward)
+    crossings = 0
+    for raw, end_idx in chunks:
+        ding_ctx = type("Ctx", (), {})()
+        ding_ctx.trajectories = copy.deepcopy(raw)
+        ding_enhancer(cfg)(ding_ctx)
+        for end in end_idx[:-1]:  # env boundaries: the step before an env's last one, when no episode ends there
+            if not any(bool(raw[k].done) for k in (end - 1, end, end + 1)):
+                assert float(ding_ctx.trajectories[end - 1].reward[2]) == float(raw[end + 1].reward)
+                crossings += 1
+    assert crossings > 0
 
 
 @pytest.fixture(scope="module")
 def sampled_batches() -> list[list[Any]]:
-    """Batches sampled from a replay buffer filled by DI-engine's own StepCollector, n-step enhancer and
-    data_pusher on CartPole: the transitions DQNPolicy collates every train iteration."""
+    """Batches sampled from a replay buffer filled by DI-engine's StepCollector and data_pusher (with dqnkit's
+    3-step enhancer between them) on CartPole: the transitions DQNPolicy collates every train iteration."""
     from ding.data import DequeBuffer
     from ding.framework import task
     from ding.framework.context import OnlineRLContext
@@ -120,6 +137,7 @@ def sampled_batches() -> list[list[Any]]:
     from dqnkit.pipeline import _env_manager
 
     main, create = load_config_file(CONFIGS / "cartpole.py")
+    main["policy"]["nstep"] = 3
     cfg = compile_dqn_config(main, create, seed=0)
     policy = DQNPolicy(cfg.policy, model=DQN(**cfg.policy.model))
     envs = _env_manager(cfg, 2)

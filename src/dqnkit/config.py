@@ -30,7 +30,9 @@ DQNKIT_DEFAULTS: dict[str, Any] = {
     "worker_timeout": 120,
     # A DQN MLP's batch-128 matmuls gain nothing from more threads on CPU (32k LunarLander env steps: 46 s with 1,
     # 48 s with 2 on 2 cores); None: torch's default.
-    "torch_threads": 1,  # distributed runs: seconds a node waits for its peers before it stops as failed
+    "torch_threads": 1,
+    # Collector envs' time limit (None: the env's registered one); evaluation always uses the registered one.
+    "collect_max_episode_steps": None,  # distributed runs: seconds a node waits for its peers before it stops as failed
 }
 
 

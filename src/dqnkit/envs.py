@@ -78,8 +78,9 @@ def make_raw_env(env_id: str, render_mode: str | None = None) -> Any:
     return gymnasium.make(env_id, render_mode=render_mode)
 
 
-def make_ding_env(env_id: str) -> Any:
-    """A DI-engine env: DingEnvWrapper around gym or Gymnasium (it detects which). Picklable via partial."""
+def make_ding_env(env_id: str, max_episode_steps: int | None = None) -> Any:
+    """A DI-engine env: DingEnvWrapper around gym or Gymnasium (it detects which). Picklable via partial.
+    `max_episode_steps` replaces the env's registered time limit."""
     backend = env_backend(env_id)
     silence_warnings()
     from easydict import EasyDict
@@ -91,9 +92,28 @@ def make_ding_env(env_id: str) -> Any:
         import gymnasium
         from ding.envs import DingEnvWrapper
 
-        raw: Any = _without_decorative_particles(gym.make(env_id)) if backend == "gym" else gymnasium.make(env_id)
+        limit: dict[str, Any] = {} if max_episode_steps is None else {"max_episode_steps": int(max_episode_steps)}
+        raw: Any = (
+            _without_decorative_particles(gym.make(env_id, **limit))
+            if backend == "gym"
+            else gymnasium.make(env_id, **limit)
+        )
     mute_ding_logging()
     return DingEnvWrapper(raw, cfg=EasyDict({"env_id": env_id}))
+
+
+def registered_time_limit(env_id: str) -> int | None:
+    """The env's registered max_episode_steps (None: no time limit)."""
+    with quiet_output():
+        if env_backend(env_id) == "gym":
+            import gym
+
+            limit = gym.spec(env_id).max_episode_steps
+        else:
+            import gymnasium
+
+            limit = gymnasium.spec(env_id).max_episode_steps
+    return None if limit is None else int(limit)
 
 
 def env_facts(env_id: str) -> dict[str, Any]:
