@@ -10,7 +10,7 @@ import torch
 from conftest import CONFIGS
 
 
-def _collected_chunks(steps: int, time_limit: int) -> tuple[Any, list[tuple[list[Any], list[int]]]]:
+def _collected_chunks(steps: int) -> tuple[Any, list[tuple[list[Any], list[int]]]]:
     """What DI-engine's StepCollector hands the n-step enhancer on CartPole (8 envs, n_sample 32 per call): per
     call, ctx.trajectories (each env's transitions in time order, envs concatenated) and ctx.trajectory_end_idx."""
     import copy
@@ -31,7 +31,7 @@ def _collected_chunks(steps: int, time_limit: int) -> tuple[Any, list[tuple[list
     main["policy"]["nstep"] = 3
     cfg = compile_dqn_config(main, create, seed=0)
     policy = DQNPolicy(cfg.policy, model=DQN(**cfg.policy.model))
-    envs = _env_manager(cfg, 8, max_episode_steps=time_limit)
+    envs = _env_manager(cfg, 8)
     chunks: list[tuple[list[Any], list[int]]] = []
     with task.start(ctx=OnlineRLContext()):
         envs.seed(0)
@@ -46,17 +46,16 @@ def _collected_chunks(steps: int, time_limit: int) -> tuple[Any, list[tuple[list
 
 def test_nstep_windows_follow_each_env_across_collections() -> None:
     """dqnkit's n-step enhancer on real collector output (8 CartPole envs, 4 steps per env per collection):
-    every step comes out once, with its own env's next n rewards (read across collections, cut at an episode's
-    end) and next_obs/done/value_gamma of the window's last step; an episode cut by the time limit is not
-    terminal (done False). DI-engine's enhancer, on the same chunks, sums rewards of two different envs."""
+    every step comes out once, with its own env's next n rewards (read across collections, cut after a terminal
+    step) and next_obs/done/value_gamma of the window's last step. DI-engine's enhancer, on the same chunks,
+    sums rewards of two different envs."""
     import copy
 
     from ding.framework.middleware import nstep_reward_enhancer as ding_enhancer
 
     from dqnkit.ding_fixes import nstep_reward_enhancer
 
-    time_limit = 12  # CartPole's random-policy episodes last ~10-30 steps: both endings occur
-    cfg, chunks = _collected_chunks(steps=40, time_limit=time_limit)
+    cfg, chunks = _collected_chunks(steps=40)
     nstep, gamma = int(cfg.policy.nstep), float(cfg.policy.discount_factor)
     assert nstep == 3
     streams: dict[int, list[Any]] = {}  # env -> its raw steps in time order, across collections
@@ -70,15 +69,7 @@ def test_nstep_windows_follow_each_env_across_collections() -> None:
             streams.setdefault(env, []).extend(copy.deepcopy(raw[start : end + 1]))
             start = end + 1
     expected = {}
-    truncated: set[float] = set()
     for stream in streams.values():
-        episode_steps = 0
-        for step in stream:
-            episode_steps += 1
-            if bool(step.done):
-                if episode_steps == time_limit:
-                    truncated.add(float(step.reward))
-                episode_steps = 0
         for i, step in enumerate(stream):
             window = []
             for k in range(i, len(stream)):
@@ -88,7 +79,7 @@ def test_nstep_windows_follow_each_env_across_collections() -> None:
             if len(window) == nstep or bool(window[-1].done):
                 expected[float(step.reward)] = window
 
-    enhance = nstep_reward_enhancer(cfg, time_limit)
+    enhance = nstep_reward_enhancer(cfg)
     seen = set()
     for raw, end_idx in chunks:
         ctx = type("Ctx", (), {})()
@@ -101,13 +92,11 @@ def test_nstep_windows_follow_each_env_across_collections() -> None:
             seen.add(key)
             assert out.reward.tolist() == [float(w.reward) for w in window] + [0.0] * (nstep - len(window))
             assert torch.equal(out.next_obs, window[-1].next_obs)
-            assert bool(out.done) == (bool(window[-1].done) and float(window[-1].reward) not in truncated)
+            assert bool(out.done) == bool(window[-1].done)
             assert out.value_gamma.item() == pytest.approx(gamma ** len(window))
     assert seen == set(expected), "a completed window never came out"
     assert any(len(w) == nstep and bool(w[-1].done) is False for w in expected.values())
     assert any(len(w) < nstep for w in expected.values()), "no episode ended inside a window"
-    terminal = {k for k, w in expected.items() if bool(w[-1].done) and float(w[-1].reward) not in truncated}
-    assert truncated and terminal, "both a time-limit cut and a real termination should occur"
 
     crossings = 0
     for raw, end_idx in chunks:

@@ -27,12 +27,10 @@ DQNKIT_DEFAULTS: dict[str, Any] = {
     "log_freq": 100,  # train iterations between TensorBoard loss points
     "stop_min_return": None,  # also require every eval episode >= this to stop (None: eval mean only)
     "fresh_eval_episodes": True,  # False: DI-engine's fixed evaluation start states
-    "worker_timeout": 120,
+    "worker_timeout": 120,  # distributed runs: seconds a node waits for its peers before it stops as failed
     # A DQN MLP's batch-128 matmuls gain nothing from more threads on CPU (32k LunarLander env steps: 46 s with 1,
     # 48 s with 2 on 2 cores); None: torch's default.
     "torch_threads": 1,
-    # Collector envs' time limit (None: the env's registered one); evaluation always uses the registered one.
-    "collect_max_episode_steps": None,  # distributed runs: seconds a node waits for its peers before it stops as failed
 }
 
 

@@ -95,7 +95,7 @@ def fast_batch_collation() -> None:
         collate_fn.ttorch_collate = fast
 
 
-def nstep_reward_enhancer(cfg: Any, time_limit: int | None = None) -> Callable[[Any], None]:
+def nstep_reward_enhancer(cfg: Any) -> Callable[[Any], None]:
     """A corrected stand-in for DI-engine's `nstep_reward_enhancer` middleware (same place in the pipeline, same
     fields out: `reward` of shape (nstep,), `value_gamma`).
 
@@ -106,32 +106,22 @@ def nstep_reward_enhancer(cfg: Any, time_limit: int | None = None) -> Callable[[
     reward; and it cuts windows at the end of each collection (n_sample 32 over 8 envs is 4 steps per env, so
     `nstep` 5 or 8 trains exactly as 4 would).
 
-    Here each env's steps form one stream across collections: a window ends after n steps or at the episode's end
+    Here each env's steps form one stream across collections: a window ends after n steps or at a terminal step
     (included); a step whose window needs the env's next collection waits for it. `next_obs`, `done` and
-    `value_gamma` = gamma**(window length) come from the window's last step: the standard n-step target. An
-    episode cut by the time limit (its `time_limit`-th step) is not a terminal state: `done` stays False there,
-    so the target bootstraps from the last observation (Pardo et al., "Time Limits in Reinforcement Learning")."""
+    `value_gamma` = gamma**(window length) come from the window's last step: the standard n-step target."""
     import torch
 
     nstep = int(cfg.policy.nstep)
     gamma = float(cfg.policy.discount_factor)
-    waiting: dict[int, list[tuple[Any, bool]]] = {}  # env -> its latest (step, cut by the time limit)
-    episode_steps: dict[int, int] = {}
+    waiting: dict[int, list[Any]] = {}  # env -> its latest steps, whose windows need the next collection
 
     def _enhance(ctx: Any) -> None:
         ready: list[Any] = []
         end_idx: list[int] = []
         start = 0
         for env, end in enumerate(ctx.trajectory_end_idx):
-            items = waiting.pop(env, [])
-            for step in ctx.trajectories[start : end + 1]:
-                episode_steps[env] = episode_steps.get(env, 0) + 1
-                cut = bool(step.done) and time_limit is not None and episode_steps[env] >= time_limit
-                if bool(step.done):
-                    episode_steps[env] = 0
-                items.append((step, cut))
+            steps = waiting.pop(env, []) + ctx.trajectories[start : end + 1]
             start = end + 1
-            steps = [step for step, _ in items]
             rewards = [t.reward for t in steps]
             next_obs = [t.next_obs for t in steps]
             dones = [t.done for t in steps]
@@ -141,13 +131,13 @@ def nstep_reward_enhancer(cfg: Any, time_limit: int | None = None) -> Callable[[
                     last += 1
                 window = last - i + 1
                 if window < nstep and not bool(dones[last]):
-                    waiting[env] = items[i:]
+                    waiting[env] = steps[i:]
                     break
                 step = steps[i]
                 step.reward = torch.cat(rewards[i : last + 1] + [torch.zeros_like(rewards[i])] * (nstep - window))
                 step.value_gamma = torch.tensor([gamma**window], dtype=torch.float32)
                 step.next_obs = next_obs[last]
-                step.done = torch.zeros_like(dones[last]) if items[last][1] else dones[last]
+                step.done = dones[last]
                 ready.append(step)
             end_idx.append(len(ready) - 1)
         ctx.trajectories, ctx.trajectory_end_idx = ready, end_idx

@@ -78,9 +78,8 @@ def make_raw_env(env_id: str, render_mode: str | None = None) -> Any:
     return gymnasium.make(env_id, render_mode=render_mode)
 
 
-def make_ding_env(env_id: str, max_episode_steps: int | None = None) -> Any:
-    """A DI-engine env: DingEnvWrapper around gym or Gymnasium (it detects which). Picklable via partial.
-    `max_episode_steps` replaces the env's registered time limit."""
+def make_ding_env(env_id: str) -> Any:
+    """A DI-engine env: DingEnvWrapper around gym or Gymnasium (it detects which). Picklable via partial."""
     backend = env_backend(env_id)
     silence_warnings()
     from easydict import EasyDict
@@ -92,28 +91,9 @@ def make_ding_env(env_id: str, max_episode_steps: int | None = None) -> Any:
         import gymnasium
         from ding.envs import DingEnvWrapper
 
-        limit: dict[str, Any] = {} if max_episode_steps is None else {"max_episode_steps": int(max_episode_steps)}
-        raw: Any = (
-            _without_decorative_particles(gym.make(env_id, **limit))
-            if backend == "gym"
-            else gymnasium.make(env_id, **limit)
-        )
+        raw: Any = _without_decorative_particles(gym.make(env_id)) if backend == "gym" else gymnasium.make(env_id)
     mute_ding_logging()
     return DingEnvWrapper(raw, cfg=EasyDict({"env_id": env_id}))
-
-
-def registered_time_limit(env_id: str) -> int | None:
-    """The env's registered max_episode_steps (None: no time limit)."""
-    with quiet_output():
-        if env_backend(env_id) == "gym":
-            import gym
-
-            limit = gym.spec(env_id).max_episode_steps
-        else:
-            import gymnasium
-
-            limit = gymnasium.spec(env_id).max_episode_steps
-    return None if limit is None else int(limit)
 
 
 def env_facts(env_id: str) -> dict[str, Any]:

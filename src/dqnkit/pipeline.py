@@ -37,7 +37,7 @@ from dqnkit.config import (
     to_plain,
 )
 from dqnkit.ding_fixes import fast_batch_collation, fast_tree_construction, nstep_reward_enhancer
-from dqnkit.envs import make_ding_env, registered_time_limit, require_fit
+from dqnkit.envs import make_ding_env, require_fit
 from dqnkit.errors import TrainingFailed, UserError
 from dqnkit.plotting import METRICS_FIELDS, plot_runs
 from dqnkit.progress import ProgressLine, format_duration
@@ -434,11 +434,11 @@ def _write_run_files(plan: RunPlan, command: str) -> None:
         f.write(command + "\n")
 
 
-def _env_manager(cfg: Any, count: int, max_episode_steps: int | None = None) -> Any:
+def _env_manager(cfg: Any, count: int) -> Any:
     from ding.envs import BaseEnvManagerV2, SubprocessEnvManagerV2
 
     manager_cls = SubprocessEnvManagerV2 if cfg.env.manager.type == "subprocess" else BaseEnvManagerV2
-    env_fn = [partial(make_ding_env, cfg.env.env_id, max_episode_steps) for _ in range(count)]
+    env_fn = [partial(make_ding_env, cfg.env.env_id) for _ in range(count)]
     return manager_cls(env_fn=env_fn, cfg=cfg.env.manager)
 
 
@@ -619,8 +619,7 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
     failure: Exception | None = None
     summary: dict[str, Any] | None = None
     with _signals_raise_interrupted(), task.start(async_mode=False, ctx=OnlineRLContext()):
-        collect_limit = cfg.dqnkit.collect_max_episode_steps
-        collector_env = _env_manager(cfg, cfg.env.collector_env_num, collect_limit) if collects else None
+        collector_env = _env_manager(cfg, cfg.env.collector_env_num) if collects else None
         evaluator_env = _env_manager(cfg, cfg.env.evaluator_env_num) if evaluates else None
         try:
             # Collectors of a distributed run explore with seeds of their own; a single process uses cfg.seed.
@@ -660,8 +659,7 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 task.use(eps_greedy_handler(cfg))
                 task.use(StepCollector(cfg, policy.collect_mode, collector_env))
                 # DI-engine registers it on the learner too in parallel mode: n-step returns computed twice.
-                time_limit = collect_limit if collect_limit is not None else registered_time_limit(cfg.env.env_id)
-                task.use(nstep_reward_enhancer(cfg, time_limit))
+                task.use(nstep_reward_enhancer(cfg))
             if recorder is not None:
                 buffer_ = DequeBuffer(size=cfg.policy.other.replay_buffer.replay_buffer_size)
                 if cfg.policy.priority:
