@@ -5,7 +5,8 @@ Changed (measurements in benchmarks/NOTES.md): in-process envs (16 subprocesses 
 cores); twice the updates per env step (16 updates of batch 128 per 32 env steps) at lr 5e-4 with the target
 copied every 250 updates; epsilon 1.0 -> 0.05 over ~15k steps; evaluation on 16 fresh episodes every 2,000
 updates, stopping when their mean reaches 220 and none scores below 100 (the recipe's stop, mean of 8 replayed
-start states >= 200, stops on lucky evaluations); `cuda` decided by dqn-train --device.
+start states >= 200, stops on lucky evaluations); `cuda` decided by dqn-train --device. The 3-step returns are
+the standard ones (dqnkit's corrected n-step enhancer, see benchmarks/NOTES.md), not DI-engine 0.5.3's.
 """
 
 from easydict import EasyDict
