@@ -43,8 +43,11 @@ def test_three_workers_reach_the_stop_value_and_the_run_exports_and_evaluates(tm
     assert summary["stop_reason"] == "stop_value", summary
     assert summary["best_eval"] >= 195
     rows = (run / "metrics.csv").read_text().splitlines()
-    assert rows[1].split(",")[1] == "0"  # the untrained network's evaluation (train iter 0) reached the learner too
-    assert len(rows) >= 3  # header + evaluations sent from the evaluator node to the learner
+    # Evaluations sent from the evaluator node to the learner. The first is usually of the untrained network
+    # (train iter 0); with 3 processes on 2 cores the learner can be ~100 CartPole iterations ahead by the time the
+    # evaluator's loop starts, and the evaluator then evaluates at the learner's count.
+    iters = [int(row.split(",")[1]) for row in rows[1:]]
+    assert len(iters) >= 2 and iters == sorted(iters) and iters[0] <= 200, iters
     for name in ("best", "latest", "final"):
         checkpoint = load_checkpoint(run / f"{name}.pth.tar")
         assert checkpoint["env_step"] > 0
