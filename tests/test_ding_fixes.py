@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,11 +11,9 @@ import torch
 from conftest import CONFIGS
 
 
-def _collected_chunks(steps: int) -> tuple[Any, list[tuple[list[Any], list[int]]]]:
-    """What DI-engine's StepCollector hands the n-step enhancer on CartPole (8 envs, n_sample 32 per call): per
-    call, ctx.trajectories (each env's transitions in time order, envs concatenated) and ctx.trajectory_end_idx."""
-    import copy
-
+def _collect_cartpole(env_count: int, max_step: int, downstream: Callable[[Any, Any], list[Any]]) -> Any:
+    """Run DI-engine's eps_greedy_handler and StepCollector (n_sample 32) on `env_count` seeded CartPole envs with
+    nstep 3, followed by the middleware `downstream(cfg, task)` returns. Returns the compiled config."""
     from ding.framework import task
     from ding.framework.context import OnlineRLContext
     from ding.framework.middleware import StepCollector, eps_greedy_handler
@@ -27,20 +26,34 @@ def _collected_chunks(steps: int) -> tuple[Any, list[tuple[list[Any], list[int]]
 
     set_pkg_seed(0)
     main, create = load_config_file(CONFIGS / "cartpole.py")
-    main["policy"]["collect"]["n_sample"] = 32
     main["policy"]["nstep"] = 3
     cfg = compile_dqn_config(main, create, seed=0)
+    assert cfg.policy.collect.n_sample == 32
     policy = DQNPolicy(cfg.policy, model=DQN(**cfg.policy.model))
-    envs = _env_manager(cfg, 8)
-    chunks: list[tuple[list[Any], list[int]]] = []
+    envs = _env_manager(cfg, env_count)
     with task.start(ctx=OnlineRLContext()):
         envs.seed(0)
         envs.launch()
         task.use(eps_greedy_handler(cfg))
         task.use(StepCollector(cfg, policy.collect_mode, envs))
-        task.use(lambda ctx: chunks.append((copy.deepcopy(ctx.trajectories), list(ctx.trajectory_end_idx))))
-        task.run(max_step=steps)
+        for middleware in downstream(cfg, task):
+            task.use(middleware)
+        task.run(max_step=max_step)
         envs.close()
+    return cfg
+
+
+def _collected_chunks(steps: int) -> tuple[Any, list[tuple[list[Any], list[int]]]]:
+    """What DI-engine's StepCollector hands the n-step enhancer on CartPole (8 envs, n_sample 32 per call): per
+    call, ctx.trajectories (each env's transitions in time order, envs concatenated) and ctx.trajectory_end_idx."""
+    import copy
+
+    chunks: list[tuple[list[Any], list[int]]] = []
+
+    def record(ctx: Any) -> None:
+        chunks.append((copy.deepcopy(ctx.trajectories), list(ctx.trajectory_end_idx)))
+
+    cfg = _collect_cartpole(8, steps, lambda _cfg, _task: [record])
     return cfg, chunks
 
 
@@ -115,32 +128,19 @@ def sampled_batches() -> list[list[Any]]:
     """Batches sampled from a replay buffer filled by DI-engine's StepCollector and data_pusher (with dqnkit's
     3-step enhancer between them) on CartPole: the transitions DQNPolicy collates every train iteration."""
     from ding.data import DequeBuffer
-    from ding.framework import task
-    from ding.framework.context import OnlineRLContext
-    from ding.framework.middleware import StepCollector, data_pusher, eps_greedy_handler
-    from ding.model import DQN
-    from ding.policy import DQNPolicy
+    from ding.framework.middleware import data_pusher
 
-    from dqnkit.config import compile_dqn_config, load_config_file
     from dqnkit.ding_fixes import nstep_reward_enhancer
-    from dqnkit.pipeline import _env_manager
 
-    main, create = load_config_file(CONFIGS / "cartpole.py")
-    main["policy"]["nstep"] = 3
-    cfg = compile_dqn_config(main, create, seed=0)
-    policy = DQNPolicy(cfg.policy, model=DQN(**cfg.policy.model))
-    envs = _env_manager(cfg, 2)
     buffer_ = DequeBuffer(size=1000)
-    with task.start(ctx=OnlineRLContext()):
-        envs.seed(0)
-        envs.launch()
-        task.use(eps_greedy_handler(cfg))
-        task.use(StepCollector(cfg, policy.collect_mode, envs))
-        task.use(nstep_reward_enhancer(cfg))
-        task.use(data_pusher(cfg, buffer_))
-        task.use(lambda _ctx: setattr(task, "finish", buffer_.count() >= 300))
-        task.run(max_step=100)
-        envs.close()
+
+    def fill(cfg: Any, task: Any) -> list[Any]:
+        def finish_when_full(_ctx: Any) -> None:
+            task.finish = buffer_.count() >= 300
+
+        return [nstep_reward_enhancer(cfg), data_pusher(cfg, buffer_), finish_when_full]
+
+    _collect_cartpole(2, 100, fill)
     return [[d.data for d in buffer_.sample(64)] for _ in range(5)]
 
 
