@@ -306,3 +306,29 @@ def test_existing_exp_name_is_not_overwritten(trained_cartpole: Path) -> None:
         cwd=trained_cartpole.parent.parent,
     )
     assert_user_error(result, "already exists", "--resume")
+
+
+def test_best_checkpoint_holds_the_weights_its_evaluation_scored(tmp_path: Path) -> None:
+    """With DI-engine's fixed evaluation start states, replaying them with dqn-eval's evaluator reproduces
+    best.pth.tar's recorded score exactly: the saved network is the one evaluated, not the one the learner
+    trained further in the same iteration."""
+    from dqnkit.evaluate import evaluate
+    from dqnkit.pipeline import EVAL_SEED_OFFSET
+
+    result = cli(
+        "dqn-train",
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--set",
+        "dqnkit.fresh_eval_episodes=false",
+        "--max-env-steps",
+        "2500",
+        "--quiet",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    best = tmp_path / "runs" / "cartpole_dqn_seed0" / "best.pth.tar"
+    recorded = torch.load(best, weights_only=True)["last_eval"]
+    # configs/cartpole.py: 4 evaluator envs, 4 episodes; env i replays seed + EVAL_SEED_OFFSET + i.
+    replayed = evaluate(best, episodes=4, seed=EVAL_SEED_OFFSET, n_envs=4, log=lambda _: None).stats
+    assert [replayed[k] for k in ("mean", "min", "max")] == pytest.approx([recorded[k] for k in ("mean", "min", "max")])

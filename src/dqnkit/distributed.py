@@ -187,24 +187,43 @@ def context_exchanger(heartbeat: LearnerHeartbeat, start_env_step: int = 0) -> A
     return exchanger
 
 
+def evaluation_record(ctx: Any, model: Any) -> dict[str, Any] | None:
+    """The evaluation interaction_evaluator made in this iteration (None if it made none): its statistics, the
+    counters it ran at and a copy of the weights it scored, so that a checkpoint saved for it holds that network
+    and not the one trained further by the learner later in the iteration."""
+    if ctx.eval_value == -float("inf"):
+        return None
+    return {
+        "env_step": int(ctx.env_step),
+        "train_iter": int(ctx.train_iter),
+        "mean": float(ctx.eval_value),
+        "std": float(ctx.eval_value_std),
+        "min": float(ctx.eval_value_min),
+        "max": float(ctx.eval_value_max),
+        "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+    }
+
+
+class LocalEvaluations:
+    """Single-process middleware, right after the evaluator: keeps this iteration's evaluation for the recorder."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self.current: dict[str, Any] | None = None
+
+    def __call__(self, ctx: Any) -> None:
+        self.current = evaluation_record(ctx, self._model)
+
+
 def send_evaluations(model: Any) -> Callable[[Any], None]:
     """Evaluator side: DI-engine keeps eval results on the evaluator. Send each one to the learner with the weights
     that were evaluated, so that best.pth.tar holds the network that earned its score."""
     from ding.framework import task
 
     def _send(ctx: Any) -> None:
-        if ctx.eval_value == -float("inf"):
-            return
-        payload = {
-            "env_step": int(ctx.env_step),
-            "train_iter": int(ctx.train_iter),
-            "mean": float(ctx.eval_value),
-            "std": float(ctx.eval_value_std),
-            "min": float(ctx.eval_value_min),
-            "max": float(ctx.eval_value_max),
-            "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
-        }
-        task.emit(EVALUATION_EVENT, payload, only_remote=True)
+        record = evaluation_record(ctx, model)
+        if record is not None:
+            task.emit(EVALUATION_EVENT, record, only_remote=True)
 
     return _send
 

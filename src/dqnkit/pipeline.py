@@ -240,7 +240,9 @@ class RunRecorder:
         self.env_step = int(state.get("env_step", 0))
         self.train_iter = int(state.get("train_iter", 0))
         self.loss: float | None = None
-        self.remote_evaluations: Any = None  # set on the learner node of a distributed run
+        # Where this iteration's evaluation comes from: distributed.LocalEvaluations in a single process,
+        # distributed.RemoteEvaluations on the learner node of a distributed run.
+        self.evaluations: Any = None
         self.started = time.monotonic()
         self.metrics_path = self.run_dir / "metrics.csv"
         for stale in self.run_dir.glob(".*.tmp"):  # left by a process killed mid-write (kill -9, power loss)
@@ -257,7 +259,7 @@ class RunRecorder:
         state = self.policy.learn_mode.state_dict()
         env_step, train_iter = self.env_step, self.train_iter
         if evaluated is not None and "model" in evaluated:
-            # A remote evaluator scored the weights it had, a little behind the learner's: save those.
+            # The evaluator scored the weights of its iteration's start (a remote one: a little older): save those.
             state = {**state, "model": evaluated["model"]}
             env_step, train_iter = evaluated["env_step"], evaluated["train_iter"]
         return ckpt.build_checkpoint(
@@ -304,30 +306,14 @@ class RunRecorder:
         losses = [float(o["total_loss"]) for o in outputs if isinstance(o, dict) and "total_loss" in o]
         return sum(losses) / len(losses) if losses else None
 
-    def _evaluation(self, ctx: Any) -> dict[str, Any] | None:
-        """This iteration's evaluation: from the evaluator middleware in this process (it ran at the current
-        counters, with the current weights), or the next one received from an evaluator node (with its own
-        counters and the weights it evaluated)."""
-        if self.remote_evaluations is not None:
-            return self.remote_evaluations.current
-        if math.isinf(ctx.eval_value):
-            return None
-        return {
-            "env_step": self.env_step,
-            "train_iter": self.train_iter,
-            "mean": float(ctx.eval_value),
-            "std": float(ctx.eval_value_std),
-            "min": float(ctx.eval_value_min),
-            "max": float(ctx.eval_value_max),
-        }
-
     def __call__(self, ctx: Any) -> None:
         self.env_step = int(ctx.env_step)
         self.train_iter = int(ctx.train_iter)
         loss = self._loss(ctx.train_output)
         if loss is not None:
             self.loss = loss
-        evaluation = self._evaluation(ctx)
+        # Made earlier in this iteration (or received from the evaluator node), with its own counters and weights.
+        evaluation = self.evaluations.current if self.evaluations is not None else None
         if evaluation is not None:
             self.last_eval_iter = evaluation["train_iter"]
             self.last_eval = {k: evaluation[k] for k in ("mean", "std", "min", "max")}
@@ -647,6 +633,9 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 eval_cfg = copy.deepcopy(cfg)
                 eval_cfg.env.stop_value = math.inf
                 task.use(_skip_repeated_evaluation(interaction_evaluator(eval_cfg, policy.eval_mode, evaluator_env)))
+                if recorder is not None:
+                    recorder.evaluations = distributed.LocalEvaluations(model)
+                    task.use(recorder.evaluations)
                 # interaction_evaluator seeds its envs with dynamic_seed=False: every evaluation replays the same
                 # evaluator_env_num start states, so "best" and the stop rule are tuned to a handful of episodes (a
                 # stock LunarLander run that stopped at 8-episode mean >= 200 scored 143 over 100 fresh episodes).
@@ -667,8 +656,8 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 task.use(data_pusher(cfg, buffer_))
                 task.use(OffPolicyLearner(cfg, policy.learn_mode, buffer_))
                 if node is not None:
-                    recorder.remote_evaluations = distributed.RemoteEvaluations()
-                    task.use(recorder.remote_evaluations)
+                    recorder.evaluations = distributed.RemoteEvaluations()
+                    task.use(recorder.evaluations)
                 task.use(_guard_train_output(online_logger(train_show_freq=int(cfg.dqnkit.log_freq))))
                 task.use(recorder)
                 task.use(termination_checker(cfg.dqnkit.max_env_steps, cfg.dqnkit.max_train_iters))
