@@ -3,7 +3,8 @@
 Kept from the recipe: dueling network with encoder [512, 64], gamma 0.99, 3-step returns, 8 + 8 envs, 100k replay.
 Changed (measurements in benchmarks/NOTES.md): in-process envs (16 subprocesses cost more than they give on 2
 cores); twice the updates per env step (16 updates of batch 128 per 32 env steps) at lr 5e-4 with the target
-copied every 250 updates; epsilon 1.0 -> 0.05 over ~15k steps; evaluation on 16 fresh episodes every 2,000
+copied every 250 updates; epsilon decaying exponentially from 1.0 towards 0.05 with a 15k-step time constant
+(0.40 at 15k env steps, 0.10 at 44k: DI-engine's `exp` schedule); evaluation on 16 fresh episodes every 2,000
 updates, stopping when their mean reaches 220 and none scores below 100 (the recipe's stop, mean of 8 replayed
 start states >= 200, stops on lucky evaluations); `cuda` decided by dqn-train --device. The 3-step returns are
 the standard ones (dqnkit's corrected n-step enhancer, see benchmarks/NOTES.md), not DI-engine 0.5.3's.

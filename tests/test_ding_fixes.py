@@ -182,3 +182,41 @@ def test_fast_collation_leaves_nested_trees_to_ding() -> None:
     stacked = collate_fn.ttorch_collate(trees)
     assert torch.equal(stacked.a.b, torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]))
     assert torch.equal(stacked.c, torch.tensor([0, 1, 2]))
+
+
+def test_fast_dqn_policy_learns_exactly_like_dqn_policy(sampled_batches: list[list[Any]]) -> None:
+    """250 updates from the same start on the same batches, with collection and evaluation switching the network's
+    mode in between, and two target-network copies (every 100 updates): the same losses and the same parameters,
+    bit for bit."""
+    from ding.model import DQN
+    from ding.policy import DQNPolicy
+    from ding.utils import set_pkg_seed
+
+    from dqnkit.config import compile_dqn_config, load_config_file
+    from dqnkit.ding_fixes import fast_dqn_policy
+
+    main, create = load_config_file(CONFIGS / "cartpole.py")
+    main["policy"]["nstep"] = 3
+    cfg = compile_dqn_config(main, create, seed=0)
+    assert cfg.policy.learn.target_update_freq == 100
+    policies = []
+    for policy_class in (DQNPolicy, fast_dqn_policy()):
+        set_pkg_seed(0)
+        policies.append(policy_class(cfg.policy, model=DQN(**cfg.policy.model)))
+    reference, fast = policies
+    obs = {i: torch.rand(4) for i in range(2)}
+    for update in range(250):
+        batch = sampled_batches[update % len(sampled_batches)]
+        if update % 7 == 0:  # what collection and evaluation do between training phases
+            for policy in policies:
+                policy.collect_mode.forward(obs, eps=0.5)
+                policy.eval_mode.forward(obs)
+        expected, got = reference.learn_mode.forward(batch), fast.learn_mode.forward(batch)
+        for key in ("total_loss", "q_value", "target_q_value", "cur_lr"):
+            assert got[key] == expected[key], (update, key)
+    for name in ("model", "target_model"):
+        expected_state, got_state = reference.learn_mode.state_dict()[name], fast.learn_mode.state_dict()[name]
+        assert all(torch.equal(got_state[k], v) for k, v in expected_state.items()), name
+    # The target network did follow the online one (copies at updates 100 and 200), so the check above has teeth.
+    online = fast.learn_mode.state_dict()["model"]
+    assert not all(torch.equal(v, online[k]) for k, v in got_state.items())

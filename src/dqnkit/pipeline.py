@@ -36,7 +36,7 @@ from dqnkit.config import (
     parse_override,
     to_plain,
 )
-from dqnkit.ding_fixes import fast_batch_collation, fast_tree_construction, nstep_reward_enhancer
+from dqnkit.ding_fixes import fast_batch_collation, fast_dqn_policy, fast_tree_construction, nstep_reward_enhancer
 from dqnkit.envs import make_ding_env, require_fit
 from dqnkit.errors import TrainingFailed, UserError
 from dqnkit.plotting import METRICS_FIELDS, plot_runs
@@ -585,7 +585,6 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
         termination_checker,
     )
     from ding.model import DQN
-    from ding.policy import DQNPolicy
     from ding.utils import DistributedWriter, set_pkg_seed
 
     from dqnkit import distributed
@@ -612,7 +611,7 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
             seed = int(cfg.seed) + (node.node_id * distributed.NODE_SEED_STRIDE if node is not None else 0)
             set_pkg_seed(seed, use_cuda=cfg.policy.cuda)
             model = DQN(**cfg.policy.model)
-            policy = DQNPolicy(cfg.policy, model=model)
+            policy = fast_dqn_policy()(cfg.policy, model=model)
             resume = plan.resume_state
             recorder = None
             if learns:
