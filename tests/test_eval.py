@@ -290,15 +290,15 @@ def test_lunarlander_v2_without_decorative_particles_plays_bit_identical_episode
     random_actions = np.random.default_rng(0)
     for seed in range(12):
         stock = gym.make("LunarLander-v2", new_step_api=True, disable_env_checker=True)
-        swept = make_raw_env("LunarLander-v2")
-        obs_stock, obs_swept = stock.reset(seed=seed), swept.reset(seed=seed)
+        ours = make_raw_env("LunarLander-v2")
+        obs_stock, obs_ours = stock.reset(seed=seed), ours.reset(seed=seed)
         done = False
         while not done:
             action = heuristic(stock.unwrapped, obs_stock) if seed < 8 else int(random_actions.integers(4))
             obs_stock, r_stock, term, trunc, _ = stock.step(action)
-            obs_swept, r_swept, *_ = swept.step(action)
-            assert np.array_equal(obs_stock, obs_swept) and r_stock == r_swept
-            assert swept.unwrapped.particles == []
+            obs_ours, r_ours, *_ = ours.step(action)
+            assert np.array_equal(obs_stock, obs_ours) and r_stock == r_ours
+            assert ours.unwrapped.particles == []
             most_particles = max(most_particles, len(stock.unwrapped.particles))
             done = term or trunc
     assert most_particles > 100  # what gym's env carries along without a window
