@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -375,3 +376,41 @@ def test_a_hostile_pickle_is_refused_by_eval_and_resume(tmp_path: Path) -> None:
         )
         assert_user_error(type("R", (), {"returncode": proc.returncode, "stderr": proc.stderr})(), "refused")
     assert not marker.exists()
+
+
+def test_a_signal_inside_an_in_process_env_step_still_counts_as_an_interruption() -> None:
+    """DI-engine's base env manager catches whatever an env step raises, dqnkit's Interrupted included, and raises a
+    RuntimeError of its own (a Ctrl-C landing there once ended a CI run as "failed", exit 1, instead of 130). The
+    signal handler remembers the signal, which is what dqn-train then stops on."""
+    import numpy as np
+    from ding.envs import BaseEnvManagerV2
+
+    from dqnkit.envs import make_ding_env
+    from dqnkit.pipeline import InterruptSignals
+
+    class CtrlCOnThirdStep:
+        """A real CartPole env that receives a real SIGINT in the middle of its third step."""
+
+        def __init__(self) -> None:
+            self.env = make_ding_env("CartPole-v1")
+            self.steps = 0
+
+        def step(self, action: Any) -> Any:
+            self.steps += 1
+            if self.steps == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+            return self.env.step(action)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.env, name)
+
+    manager = BaseEnvManagerV2(env_fn=[CtrlCOnThirdStep], cfg=BaseEnvManagerV2.default_config())
+    signals = InterruptSignals()
+    with signals:
+        manager.launch()
+        with pytest.raises(RuntimeError, match="SIGINT"):
+            for _ in range(3):
+                manager.step([np.array(0)])
+    manager.close()
+    assert signals.signum == signal.SIGINT
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the previous handler is back

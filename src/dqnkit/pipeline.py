@@ -495,11 +495,26 @@ def _close_env(manager: Any, name: str) -> None:
             process.join(timeout=2)
 
 
-def _signals_raise_interrupted() -> Any:
-    def handler(signum: int, _frame: Any) -> None:
+class InterruptSignals:
+    """SIGINT and SIGTERM raise Interrupted, so that training unwinds through the normal stop path, and are
+    remembered: DI-engine's in-process env manager catches whatever an env step or reset raises (KeyboardInterrupt
+    included) and raises a RuntimeError of its own instead, which must still end the run as interrupted."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._handlers = _signal_handlers({signal.SIGINT: self._raise, signal.SIGTERM: self._raise})
+
+    def _raise(self, signum: int, _frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
         raise Interrupted(signum)
 
-    return _signal_handlers({signal.SIGINT: handler, signal.SIGTERM: handler})
+    def __enter__(self) -> InterruptSignals:
+        self._handlers.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._handlers.__exit__(*exc_info)
 
 
 def _stop_reason(cfg: Any, recorder: RunRecorder) -> str:
@@ -603,7 +618,8 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
     signum: int | None = None
     failure: Exception | None = None
     summary: dict[str, Any] | None = None
-    with _signals_raise_interrupted(), task.start(async_mode=False, ctx=OnlineRLContext()):
+    signals = InterruptSignals()
+    with signals, task.start(async_mode=False, ctx=OnlineRLContext()):
         collector_env = _env_manager(cfg, cfg.env.collector_env_num) if collects else None
         evaluator_env = _env_manager(cfg, cfg.env.evaluator_env_num) if evaluates else None
         try:
@@ -677,7 +693,10 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
             except UserError:
                 raise  # storage failures: nothing more can be written
             except Exception as e:  # an env worker died, an env raised, a peer was lost: keep what was learned
-                stop_reason, failure = "failed", e
+                if signals.signum is not None:  # a signal DI-engine's env manager turned into its own error
+                    stop_reason, signum = "interrupted", signals.signum
+                else:
+                    stop_reason, failure = "failed", e
             # Late signals must not cut the final checkpoint short.
             for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
                 signal.signal(s, signal.SIG_IGN)
