@@ -107,6 +107,25 @@ def test_kill_9_at_random_moments_never_truncates_a_checkpoint(tmp_path: Path) -
     assert (run / "latest.pth.tar").is_file() and (run / "best.pth.tar").is_file()
 
 
+class _SlowResettingCartPole:
+    """A real CartPole env whose resets after the first take 3 s: a window to kill its worker in."""
+
+    def __init__(self) -> None:
+        from dqnkit.envs import make_ding_env
+
+        self.env = make_ding_env("CartPole-v1")
+        self.resets = 0
+
+    def reset(self) -> Any:
+        self.resets += 1
+        if self.resets > 1:
+            time.sleep(3)
+        return self.env.reset()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+
 def test_a_dead_env_worker_stops_training_with_a_final_checkpoint(tmp_path: Path) -> None:
     proc = start_train(
         [
@@ -133,6 +152,39 @@ def test_a_dead_env_worker_stops_training_with_a_final_checkpoint(tmp_path: Path
     assert json.loads((run / "summary.json").read_text())["stop_reason"] == "failed"
     load_checkpoint(run / "final.pth.tar")
     assert wait_gone(proc.pid, timeout=15) == [], "processes left behind"
+
+
+def test_an_env_worker_dying_while_its_env_resets_ends_the_run() -> None:
+    """SubprocessEnvManager resets an env after its episode in a background thread. When the worker dies there,
+    the thread closes the manager and keeps the error; DI-engine's collector and evaluator then launch fresh
+    workers and training went on (a CI run's dead-worker test waited 60 s for a run that never stopped). dqnkit's
+    managers refuse the second launch, so the failure ends the run like a worker dying in a step does."""
+    import numpy as np
+    from ding.envs import SubprocessEnvManagerV2
+
+    from dqnkit.ding_fixes import launched_once
+    from dqnkit.pipeline import _close_env
+
+    manager = launched_once(SubprocessEnvManagerV2)(
+        env_fn=[_SlowResettingCartPole], cfg=SubprocessEnvManagerV2.default_config()
+    )
+    manager.launch()
+    worker = manager._subprocesses[0]
+    try:
+        while not any(t.done for t in manager.step([np.array(0)])):
+            pass
+        time.sleep(0.5)  # the reset thread now waits on the worker's 3 s reset
+        os.kill(worker.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not manager.closed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert manager.closed, "DI-engine's reset thread did not close the manager"
+        with pytest.raises(RuntimeError, match=r"an env worker failed and DI-engine closed its env manager \(\w+"):
+            manager.launch()  # what StepCollector does when it finds the manager closed
+        assert manager._subprocesses[0] is worker  # no fresh workers were started
+    finally:
+        _close_env(manager, "collector")
+    assert not worker.is_alive()
 
 
 @contextlib.contextmanager

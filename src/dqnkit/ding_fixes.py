@@ -157,6 +157,35 @@ def fast_dqn_policy() -> type:
     return FastDQNPolicy
 
 
+def launched_once(manager_cls: type) -> type:
+    """`manager_cls` (a DI-engine env manager) whose failures end the run. When an env worker dies while its env
+    resets after an episode, SubprocessEnvManager's background reset thread fails, closes the manager and keeps
+    the exception to itself; StepCollector and interaction_evaluator then find the manager closed and launch a
+    fresh set of workers, so training went on as if nothing had happened (and dqn-train never stopped). Here a
+    second launch raises instead, naming the failure the reset thread kept."""
+
+    class LaunchedOnce(manager_cls):  # type: ignore[valid-type,misc]
+        _launched = False
+        _failure: BaseException | None = None
+
+        def launch(self, reset_param: Any = None) -> None:
+            if self._launched:
+                reason = f" ({type(self._failure).__name__}: {self._failure})" if self._failure else ""
+                raise RuntimeError(f"an env worker failed and DI-engine closed its env manager{reason}")
+            self._launched = True
+            super().launch(reset_param)
+
+        def _reset(self, env_id: int) -> None:
+            try:
+                super()._reset(env_id)
+            except BaseException as e:
+                self._failure = e
+                raise
+
+    LaunchedOnce.__name__ = LaunchedOnce.__qualname__ = manager_cls.__name__
+    return LaunchedOnce
+
+
 def nstep_reward_enhancer(cfg: Any) -> Callable[[Any], None]:
     """A corrected stand-in for DI-engine's `nstep_reward_enhancer` middleware (same place in the pipeline, same
     fields out: `reward` of shape (nstep,), `value_gamma`).

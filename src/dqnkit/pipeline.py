@@ -36,7 +36,13 @@ from dqnkit.config import (
     parse_override,
     to_plain,
 )
-from dqnkit.ding_fixes import fast_batch_collation, fast_dqn_policy, fast_tree_construction, nstep_reward_enhancer
+from dqnkit.ding_fixes import (
+    fast_batch_collation,
+    fast_dqn_policy,
+    fast_tree_construction,
+    launched_once,
+    nstep_reward_enhancer,
+)
 from dqnkit.envs import make_ding_env, require_fit
 from dqnkit.errors import TrainingFailed, UserError
 from dqnkit.plotting import METRICS_FIELDS, plot_runs
@@ -425,7 +431,7 @@ def _env_manager(cfg: Any, count: int) -> Any:
 
     manager_cls = SubprocessEnvManagerV2 if cfg.env.manager.type == "subprocess" else BaseEnvManagerV2
     env_fn = [partial(make_ding_env, cfg.env.env_id) for _ in range(count)]
-    return manager_cls(env_fn=env_fn, cfg=cfg.env.manager)
+    return launched_once(manager_cls)(env_fn=env_fn, cfg=cfg.env.manager)
 
 
 def _skip_repeated_evaluation(evaluator: Any) -> Any:
