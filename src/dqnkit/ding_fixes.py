@@ -164,7 +164,7 @@ def launched_once(manager_cls: type) -> type:
     fresh set of workers, so training went on as if nothing had happened (and dqn-train never stopped). Here a
     second launch raises instead, naming the failure the reset thread kept."""
 
-    class LaunchedOnce(manager_cls):  # type: ignore[valid-type,misc]
+    class LaunchedOnce(manager_cls):
         _launched = False
         _failure: BaseException | None = None
 
