@@ -220,3 +220,91 @@ def test_fast_dqn_policy_learns_exactly_like_dqn_policy(sampled_batches: list[li
     # The target network did follow the online one (copies at updates 100 and 200), so the check above has teeth.
     online = fast.learn_mode.state_dict()["model"]
     assert not all(torch.equal(v, online[k]) for k, v in got_state.items())
+
+
+@pytest.fixture(scope="module")
+def twin_buffers() -> tuple[Any, Any]:
+    """DI-engine's DequeBuffer and dqnkit's ArrayReplayBuffer (200 transitions each), fed the same 300+ CartPole
+    transitions by two data_pushers after dqnkit's 3-step enhancer: both have wrapped around."""
+    from ding.data import DequeBuffer
+    from ding.framework.middleware import data_pusher
+
+    from dqnkit.ding_fixes import nstep_reward_enhancer
+    from dqnkit.replay import ArrayReplayBuffer
+
+    deque_buffer, array_buffer = DequeBuffer(size=200), ArrayReplayBuffer(size=200)
+    pushed: list[list[Any]] = []
+
+    def feed(cfg: Any, task: Any) -> list[Any]:
+        def keep(ctx: Any) -> None:
+            pushed.append(list(ctx.trajectories))
+            task.finish = sum(map(len, pushed)) >= 300
+
+        def hand_over_again(ctx: Any) -> None:  # data_pusher consumed ctx.trajectories
+            ctx.trajectories = pushed[-1]
+
+        return [
+            nstep_reward_enhancer(cfg),
+            keep,
+            data_pusher(cfg, deque_buffer),
+            hand_over_again,
+            data_pusher(cfg, array_buffer),
+        ]
+
+    _collect_cartpole(2, 100, feed)
+    assert deque_buffer.count() == array_buffer.count() == 200 < sum(map(len, pushed))
+    return deque_buffer, array_buffer
+
+
+def test_array_replay_buffer_holds_and_samples_what_deque_buffer_does(twin_buffers: tuple[Any, Any]) -> None:
+    import random
+
+    deque_buffer, array_buffer = twin_buffers
+    for position in (0, 1, 150, 199):  # oldest first, across the ring's wrap
+        expected = deque_buffer.get(position).data
+        got = array_buffer.get(position).data
+        for key in ("obs", "next_obs", "action", "reward", "done", "value_gamma"):
+            assert torch.equal(got[key], expected[key]), (position, key)
+    for seed in range(3):
+        random.seed(seed)
+        expected_obs = torch.stack([d.data.obs for d in deque_buffer.sample(64)])
+        random.seed(seed)
+        got_obs = torch.stack([d.data["obs"] for d in array_buffer.sample(64)])
+        assert torch.equal(got_obs, expected_obs)
+    with pytest.raises(ValueError, match="less than 201"):  # what DI-engine's data fetcher waits on
+        array_buffer.sample(201)
+
+
+def test_fast_dqn_policy_on_array_replay_learns_exactly_like_dqn_policy_on_deque_buffer(
+    twin_buffers: tuple[Any, Any],
+) -> None:
+    """DI-engine's DQNPolicy fed by DequeBuffer and dqnkit's policy fed by ArrayReplayBuffer, sampling under the
+    same random state for 150 updates: the same losses and parameters, bit for bit."""
+    import random
+
+    from ding.model import DQN
+    from ding.policy import DQNPolicy
+    from ding.utils import set_pkg_seed
+
+    from dqnkit.config import compile_dqn_config, load_config_file
+    from dqnkit.ding_fixes import fast_dqn_policy
+
+    main, create = load_config_file(CONFIGS / "cartpole.py")
+    main["policy"]["nstep"] = 3
+    cfg = compile_dqn_config(main, create, seed=0)
+    policies = []
+    for policy_class in (DQNPolicy, fast_dqn_policy()):
+        set_pkg_seed(0)
+        policies.append(policy_class(cfg.policy, model=DQN(**cfg.policy.model)))
+    reference, fast = policies
+    for update in range(150):
+        outputs = []
+        for policy, buffer_ in zip(policies, twin_buffers, strict=True):
+            random.seed(update)
+            outputs.append(policy.learn_mode.forward([d.data for d in buffer_.sample(64)]))
+        expected, got = outputs
+        for key in ("total_loss", "q_value", "target_q_value"):
+            assert got[key] == expected[key], (update, key)
+    for name in ("model", "target_model"):
+        expected_state, got_state = reference.learn_mode.state_dict()[name], fast.learn_mode.state_dict()[name]
+        assert all(torch.equal(got_state[k], v) for k, v in expected_state.items()), name

@@ -102,16 +102,24 @@ def fast_dqn_policy() -> type:
     listed every TD error as a priority on every update. Here the modes are set only when an evaluation or
     collection changed them, the state dict is built only for the updates that copy it into the target (every
     `target_update_freq`; a soft target still gets it each time), and priorities only with prioritized replay.
+    A batch sampled from dqnkit's ArrayReplayBuffer arrives as rows and is gathered field by field.
     The math, its order and so the results are DQNPolicy's own (tests/test_ding_fixes.py compares parameters
     after many updates bit for bit)."""
     import torch
+    import treetensor.torch as ttorch
     from ding.policy import DQNPolicy
     from ding.policy.common_utils import default_preprocess_learn
     from ding.rl_utils import q_nstep_td_data, q_nstep_td_error
     from ding.torch_utils import to_device
+    from treevalue import TreeValue
+    from treevalue.tree.common import create_storage
+
+    from dqnkit.replay import ReplayRow, gather_rows
 
     class FastDQNPolicy(DQNPolicy):
         def _forward_learn(self, batch: list[Any]) -> dict[str, Any]:
+            if isinstance(batch[0], ReplayRow):  # sampled from an ArrayReplayBuffer: gathered, not collated
+                batch = ttorch.Tensor(TreeValue(create_storage(gather_rows(batch))))
             data = default_preprocess_learn(
                 batch,
                 use_priority=self._priority,

@@ -609,6 +609,7 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
     from ding.utils import DistributedWriter, set_pkg_seed
 
     from dqnkit import distributed
+    from dqnkit.replay import ArrayReplayBuffer
 
     fast_tree_construction()
     fast_batch_collation()
@@ -671,9 +672,12 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 # DI-engine registers it on the learner too in parallel mode: n-step returns computed twice.
                 task.use(nstep_reward_enhancer(cfg))
             if recorder is not None:
-                buffer_ = DequeBuffer(size=cfg.policy.other.replay_buffer.replay_buffer_size)
+                buffer_size = int(cfg.policy.other.replay_buffer.replay_buffer_size)
                 if cfg.policy.priority:
+                    buffer_ = DequeBuffer(size=buffer_size)
                     buffer_.use(PriorityExperienceReplay(buffer_, IS_weight=bool(cfg.policy.priority_IS_weight)))
+                else:
+                    buffer_ = ArrayReplayBuffer(size=buffer_size)
                 task.use(data_pusher(cfg, buffer_))
                 task.use(OffPolicyLearner(cfg, policy.learn_mode, buffer_))
                 if node is not None:

@@ -1,0 +1,96 @@
+"""A replay buffer for DI-engine's data_pusher and OffPolicyLearner that stores transitions as rows of one tensor
+per field, so that a sampled batch is gathered with one indexing per field instead of collated from 128 tree
+tensors. Import only where DI-engine is wanted: this module imports it."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import torch
+from ding.data import Buffer, BufferedData
+
+
+class ReplayRow:
+    """One sampled transition: where it lives. `gather_rows` turns a list of them into a batch."""
+
+    __slots__ = ("buffer", "slot")
+
+    def __init__(self, buffer: ArrayReplayBuffer, slot: int) -> None:
+        self.buffer = buffer
+        self.slot = slot
+
+    def __getitem__(self, field: str) -> torch.Tensor:
+        return self.buffer.fields[field][self.slot]
+
+
+class ArrayReplayBuffer(Buffer):
+    """DI-engine's DequeBuffer without its per-transition objects, for uniform replay.
+
+    Samples the same transitions as DequeBuffer for the same state of Python's `random` (the same
+    `random.sample` call over positions, oldest first), so training gives bit-for-bit DequeBuffer's results.
+    A transition costs its tensors' bytes (~100 for LunarLander) instead of a tree of tensors (~5 KB).
+    Prioritized replay, which needs per-transition meta data and updates, uses DequeBuffer."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size=size)
+        self.fields: dict[str, torch.Tensor] = {}
+        self._pushed = 0  # transitions ever pushed; the newest is at slot (_pushed - 1) % size
+
+    def push(self, data: Any, meta: dict[str, Any] | None = None) -> BufferedData:
+        values = data._detach().detach() if hasattr(data, "_detach") else data  # a tree tensor's plain dict
+        if not self.fields:
+            self.fields = {k: torch.empty((self.size, *v.shape), dtype=v.dtype) for k, v in values.items()}
+        if values.keys() != self.fields.keys():
+            raise ValueError(f"transition fields {sorted(values)} differ from the buffer's {sorted(self.fields)}")
+        slot = self._pushed % self.size
+        for key, value in values.items():
+            self.fields[key][slot] = value
+        self._pushed += 1
+        return BufferedData(data=ReplayRow(self, slot), index=str(self._pushed - 1), meta=meta or {})
+
+    def sample(self, size: int | None = None, **options: Any) -> list[BufferedData]:
+        if options or size is None:
+            raise TypeError(f"ArrayReplayBuffer samples a batch size only, not {sorted(options) or 'None'}")
+        count = self.count()
+        if size > count:
+            raise ValueError(f"There are less than {size} records/groups in buffer({count})")
+        return [self.get(position) for position in random.sample(range(count), k=size)]
+
+    def get(self, idx: int) -> BufferedData:
+        """The transition at position `idx`, oldest first (as DequeBuffer.get)."""
+        count = self.count()
+        if not 0 <= idx < count:
+            raise IndexError(f"position {idx} outside the buffer's {count} transitions")
+        serial = self._pushed - count + idx
+        return BufferedData(data=ReplayRow(self, serial % self.size), index=str(serial), meta={})
+
+    def count(self) -> int:
+        return min(self._pushed, self.size)
+
+    def clear(self) -> None:
+        self.fields, self._pushed = {}, 0
+
+    def update(self, index: str, data: Any | None = None, meta: dict[str, Any] | None = None) -> bool:
+        raise TypeError("ArrayReplayBuffer keeps no per-transition meta data; prioritized replay uses DequeBuffer")
+
+    def delete(self, index: str) -> None:
+        raise TypeError("ArrayReplayBuffer is a ring: transitions leave it oldest first, not by index")
+
+    def save_data(self, file_name: str) -> None:
+        torch.save({"fields": self.fields, "pushed": self._pushed}, file_name)
+
+    def load_data(self, file_name: str) -> None:
+        state = torch.load(file_name, weights_only=True)
+        self.fields, self._pushed = state["fields"], int(state["pushed"])
+
+
+def gather_rows(rows: list[ReplayRow]) -> dict[str, torch.Tensor]:
+    """A batch of sampled rows as DI-engine's `default_collate` collates their transitions: each field stacked
+    along a new first dimension, (B, 1) squeezed to (B,)."""
+    slots = torch.tensor([row.slot for row in rows])
+    batch = {}
+    for key, values in rows[0].buffer.fields.items():
+        value = values[slots]
+        batch[key] = value.squeeze(-1) if value.dim() == 2 and value.shape[1] == 1 else value
+    return batch
