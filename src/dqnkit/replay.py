@@ -47,7 +47,7 @@ class ArrayReplayBuffer(Buffer):
         for key, value in values.items():
             self.fields[key][slot] = value
         self._pushed += 1
-        return BufferedData(data=ReplayRow(self, slot), index=str(self._pushed - 1), meta=meta or {})
+        return self._item(self._pushed - 1)
 
     def sample(self, size: int | None = None, **options: Any) -> list[BufferedData]:
         if options or size is None:
@@ -55,14 +55,18 @@ class ArrayReplayBuffer(Buffer):
         count = self.count()
         if size > count:
             raise ValueError(f"There are less than {size} records/groups in buffer({count})")
-        return [self.get(position) for position in random.sample(range(count), k=size)]
+        oldest = self._pushed - count
+        return [self._item(oldest + position) for position in random.sample(range(count), k=size)]
 
     def get(self, idx: int) -> BufferedData:
         """The transition at position `idx`, oldest first (as DequeBuffer.get)."""
         count = self.count()
         if not 0 <= idx < count:
             raise IndexError(f"position {idx} outside the buffer's {count} transitions")
-        serial = self._pushed - count + idx
+        return self._item(self._pushed - count + idx)
+
+    def _item(self, serial: int) -> BufferedData:
+        """The `serial`-th transition ever pushed (still held)."""
         return BufferedData(data=ReplayRow(self, serial % self.size), index=str(serial), meta={})
 
     def count(self) -> int:
