@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -273,6 +274,18 @@ def test_array_replay_buffer_holds_and_samples_what_deque_buffer_does(twin_buffe
         assert torch.equal(got_obs, expected_obs)
     with pytest.raises(ValueError, match="less than 201"):  # what DI-engine's data fetcher waits on
         array_buffer.sample(201)
+
+
+def test_array_replay_buffer_saves_and_loads_its_transitions(twin_buffers: tuple[Any, Any], tmp_path: Path) -> None:
+    from dqnkit.replay import ArrayReplayBuffer
+
+    _, array_buffer = twin_buffers
+    array_buffer.save_data(str(tmp_path / "replay.pt"))
+    loaded = ArrayReplayBuffer(size=200)
+    loaded.load_data(str(tmp_path / "replay.pt"))
+    assert loaded.count() == 200
+    for position in (0, 199):
+        assert torch.equal(loaded.get(position).data["obs"], array_buffer.get(position).data["obs"])
 
 
 def test_fast_dqn_policy_on_array_replay_learns_exactly_like_dqn_policy_on_deque_buffer(
