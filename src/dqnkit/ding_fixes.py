@@ -54,11 +54,22 @@ def fast_tree_construction() -> None:
             setattr(module, name, _FastDictModule(real, constructor))
 
 
-def _fast_flat_collate(real: Callable[..., Any]) -> Callable[..., Any]:
-    import torch
+def squeeze_single_column(batch: Any) -> Any:
+    """A stacked (B, 1) field as DI-engine's collate with `cat_1dim` leaves it: (B,). Other shapes unchanged."""
+    return batch.squeeze(-1) if batch.dim() == 2 and batch.shape[1] == 1 else batch
+
+
+def _tree_tensor(fields: dict[str, Any]) -> Any:
+    """A flat dict of tensors as a treetensor Tensor, built the fast way (from a TreeStorage)."""
     import treetensor.torch as ttorch
     from treevalue import TreeValue
     from treevalue.tree.common import create_storage
+
+    return ttorch.Tensor(TreeValue(create_storage(fields)))
+
+
+def _fast_flat_collate(real: Callable[..., Any]) -> Callable[..., Any]:
+    import torch
 
     def collate(x: Any, json: bool = False, cat_1dim: bool = True) -> Any:
         try:
@@ -69,16 +80,14 @@ def _fast_flat_collate(real: Callable[..., Any]) -> Callable[..., Any]:
             stacked = {}
             for key in first:
                 value = torch.stack([s[key] for s in stores])
-                if cat_1dim and value.dim() == 2 and value.shape[1] == 1:
-                    value = value.squeeze(-1)  # (B, 1) -> (B), as ttorch_collate does
-                stacked[key] = value
+                stacked[key] = squeeze_single_column(value) if cat_1dim else value
             if any(len(s) != len(first) for s in stores):
                 raise KeyError("trees with different fields")
         except (AttributeError, IndexError, KeyError, TypeError, RuntimeError):
             return real(x, json=json, cat_1dim=cat_1dim)
         if json:  # what DQNPolicy asks for: a plain dict of tensors, as tree.json() gives
             return stacked
-        return ttorch.Tensor(TreeValue(create_storage(stacked)))
+        return _tree_tensor(stacked)
 
     return collate
 
@@ -106,20 +115,17 @@ def fast_dqn_policy() -> type:
     The math, its order and so the results are DQNPolicy's own (tests/test_ding_fixes.py compares parameters
     after many updates bit for bit)."""
     import torch
-    import treetensor.torch as ttorch
     from ding.policy import DQNPolicy
     from ding.policy.common_utils import default_preprocess_learn
     from ding.rl_utils import q_nstep_td_data, q_nstep_td_error
     from ding.torch_utils import to_device
-    from treevalue import TreeValue
-    from treevalue.tree.common import create_storage
 
     from dqnkit.replay import ReplayRow, gather_rows
 
     class FastDQNPolicy(DQNPolicy):
         def _forward_learn(self, batch: list[Any]) -> dict[str, Any]:
             if isinstance(batch[0], ReplayRow):  # sampled from an ArrayReplayBuffer: gathered, not collated
-                batch = ttorch.Tensor(TreeValue(create_storage(gather_rows(batch))))
+                batch = _tree_tensor(gather_rows(batch))
             data = default_preprocess_learn(
                 batch,
                 use_priority=self._priority,

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from ding.data import Buffer, BufferedData
 
+from dqnkit.ding_fixes import squeeze_single_column
+
 
 class ReplayRow:
     """One sampled transition: where it lives. `gather_rows` turns a list of them into a batch."""
@@ -93,8 +95,4 @@ def gather_rows(rows: list[ReplayRow]) -> dict[str, torch.Tensor]:
     """A batch of sampled rows as DI-engine's `default_collate` collates their transitions: each field stacked
     along a new first dimension, (B, 1) squeezed to (B,)."""
     slots = torch.tensor([row.slot for row in rows])
-    batch = {}
-    for key, values in rows[0].buffer.fields.items():
-        value = values[slots]
-        batch[key] = value.squeeze(-1) if value.dim() == 2 and value.shape[1] == 1 else value
-    return batch
+    return {key: squeeze_single_column(values[slots]) for key, values in rows[0].buffer.fields.items()}
