@@ -185,10 +185,8 @@ def test_fast_collation_leaves_nested_trees_to_ding() -> None:
     assert torch.equal(stacked.c, torch.tensor([0, 1, 2]))
 
 
-def test_fast_dqn_policy_learns_exactly_like_dqn_policy(sampled_batches: list[list[Any]]) -> None:
-    """250 updates from the same start on the same batches, with collection and evaluation switching the network's
-    mode in between, and two target-network copies (every 100 updates): the same losses and the same parameters,
-    bit for bit."""
+def _dqn_policy_and_fast_dqn_policy() -> tuple[Any, Any]:
+    """DI-engine's DQNPolicy and dqnkit's, for configs/cartpole.py with 3-step returns, from the same weights."""
     from ding.model import DQN
     from ding.policy import DQNPolicy
     from ding.utils import set_pkg_seed
@@ -199,12 +197,26 @@ def test_fast_dqn_policy_learns_exactly_like_dqn_policy(sampled_batches: list[li
     main, create = load_config_file(CONFIGS / "cartpole.py")
     main["policy"]["nstep"] = 3
     cfg = compile_dqn_config(main, create, seed=0)
-    assert cfg.policy.learn.target_update_freq == 100
     policies = []
     for policy_class in (DQNPolicy, fast_dqn_policy()):
         set_pkg_seed(0)
         policies.append(policy_class(cfg.policy, model=DQN(**cfg.policy.model)))
-    reference, fast = policies
+    return policies[0], policies[1]
+
+
+def _assert_same_networks(reference: Any, fast: Any) -> None:
+    """Online and target networks equal, bit for bit."""
+    for name in ("model", "target_model"):
+        expected_state, got_state = reference.learn_mode.state_dict()[name], fast.learn_mode.state_dict()[name]
+        assert all(torch.equal(got_state[k], v) for k, v in expected_state.items()), name
+
+
+def test_fast_dqn_policy_learns_exactly_like_dqn_policy(sampled_batches: list[list[Any]]) -> None:
+    """250 updates from the same start on the same batches, with collection and evaluation switching the network's
+    mode in between, and two target-network copies (every 100 updates): the same losses and the same parameters,
+    bit for bit."""
+    policies = reference, fast = _dqn_policy_and_fast_dqn_policy()
+    assert fast._cfg.learn.target_update_freq == 100
     obs = {i: torch.rand(4) for i in range(2)}
     for update in range(250):
         batch = sampled_batches[update % len(sampled_batches)]
@@ -215,12 +227,10 @@ def test_fast_dqn_policy_learns_exactly_like_dqn_policy(sampled_batches: list[li
         expected, got = reference.learn_mode.forward(batch), fast.learn_mode.forward(batch)
         for key in ("total_loss", "q_value", "target_q_value", "cur_lr"):
             assert got[key] == expected[key], (update, key)
-    for name in ("model", "target_model"):
-        expected_state, got_state = reference.learn_mode.state_dict()[name], fast.learn_mode.state_dict()[name]
-        assert all(torch.equal(got_state[k], v) for k, v in expected_state.items()), name
+    _assert_same_networks(reference, fast)
     # The target network did follow the online one (copies at updates 100 and 200), so the check above has teeth.
-    online = fast.learn_mode.state_dict()["model"]
-    assert not all(torch.equal(v, online[k]) for k, v in got_state.items())
+    online, target = fast.learn_mode.state_dict()["model"], fast.learn_mode.state_dict()["target_model"]
+    assert not all(torch.equal(v, online[k]) for k, v in target.items())
 
 
 @pytest.fixture(scope="module")
@@ -295,21 +305,7 @@ def test_fast_dqn_policy_on_array_replay_learns_exactly_like_dqn_policy_on_deque
     same random state for 150 updates: the same losses and parameters, bit for bit."""
     import random
 
-    from ding.model import DQN
-    from ding.policy import DQNPolicy
-    from ding.utils import set_pkg_seed
-
-    from dqnkit.config import compile_dqn_config, load_config_file
-    from dqnkit.ding_fixes import fast_dqn_policy
-
-    main, create = load_config_file(CONFIGS / "cartpole.py")
-    main["policy"]["nstep"] = 3
-    cfg = compile_dqn_config(main, create, seed=0)
-    policies = []
-    for policy_class in (DQNPolicy, fast_dqn_policy()):
-        set_pkg_seed(0)
-        policies.append(policy_class(cfg.policy, model=DQN(**cfg.policy.model)))
-    reference, fast = policies
+    policies = reference, fast = _dqn_policy_and_fast_dqn_policy()
     for update in range(150):
         outputs = []
         for policy, buffer_ in zip(policies, twin_buffers, strict=True):
@@ -318,6 +314,4 @@ def test_fast_dqn_policy_on_array_replay_learns_exactly_like_dqn_policy_on_deque
         expected, got = outputs
         for key in ("total_loss", "q_value", "target_q_value"):
             assert got[key] == expected[key], (update, key)
-    for name in ("model", "target_model"):
-        expected_state, got_state = reference.learn_mode.state_dict()[name], fast.learn_mode.state_dict()[name]
-        assert all(torch.equal(got_state[k], v) for k, v in expected_state.items()), name
+    _assert_same_networks(reference, fast)

@@ -107,23 +107,27 @@ def test_kill_9_at_random_moments_never_truncates_a_checkpoint(tmp_path: Path) -
     assert (run / "latest.pth.tar").is_file() and (run / "best.pth.tar").is_file()
 
 
-class _SlowResettingCartPole:
-    """A real CartPole env whose resets after the first take 3 s: a window to kill its worker in."""
+class _CartPole:
+    """dqnkit's real CartPole env for DI-engine's env managers; subclasses add a fault to one of its methods."""
 
     def __init__(self) -> None:
         from dqnkit.envs import make_ding_env
 
         self.env = make_ding_env("CartPole-v1")
-        self.resets = 0
-
-    def reset(self) -> Any:
-        self.resets += 1
-        if self.resets > 1:
-            time.sleep(3)
-        return self.env.reset()
+        self.calls = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.env, name)
+
+
+class _SlowResettingCartPole(_CartPole):
+    """Resets after the first take 3 s: a window to kill its worker in."""
+
+    def reset(self) -> Any:
+        self.calls += 1
+        if self.calls > 1:
+            time.sleep(3)
+        return self.env.reset()
 
 
 def test_a_dead_env_worker_stops_training_with_a_final_checkpoint(tmp_path: Path) -> None:
@@ -437,24 +441,16 @@ def test_a_signal_inside_an_in_process_env_step_still_counts_as_an_interruption(
     import numpy as np
     from ding.envs import BaseEnvManagerV2
 
-    from dqnkit.envs import make_ding_env
     from dqnkit.pipeline import InterruptSignals
 
-    class CtrlCOnThirdStep:
-        """A real CartPole env that receives a real SIGINT in the middle of its third step."""
-
-        def __init__(self) -> None:
-            self.env = make_ding_env("CartPole-v1")
-            self.steps = 0
+    class CtrlCOnThirdStep(_CartPole):
+        """Receives a real SIGINT in the middle of its third step."""
 
         def step(self, action: Any) -> Any:
-            self.steps += 1
-            if self.steps == 3:
+            self.calls += 1
+            if self.calls == 3:
                 os.kill(os.getpid(), signal.SIGINT)
             return self.env.step(action)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.env, name)
 
     manager = BaseEnvManagerV2(env_fn=[CtrlCOnThirdStep], cfg=BaseEnvManagerV2.default_config())
     signals = InterruptSignals()
