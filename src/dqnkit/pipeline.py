@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import gc
 import json
 import math
 import os
@@ -695,6 +696,9 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
             try:
                 if heartbeat is not None and node is not None:
                     heartbeat.start(node)
+                # What exists now (DI-engine, torch, envs, model: ~540k objects) lives until the run ends; unfrozen,
+                # every full garbage collection rescanned it (0.3 s each: 9% of a LunarLander run).
+                gc.freeze()
                 task.run()
                 stop_reason = _stop_reason(cfg, recorder) if recorder is not None else "finished"
             except (KeyboardInterrupt, Interrupted) as e:
