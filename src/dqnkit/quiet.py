@@ -45,7 +45,7 @@ def import_ding_quietly() -> None:
     """Import the heavy DI-engine modules once, with their banners and warnings suppressed."""
     silence_warnings()
     # The import creates ~340k objects that live until exit: with the collector on, it rescans them again and
-    # again during the import (0.7 s of 2.5), and every full collection later would rescan them too.
+    # again during the import (0.5 s of 1.9), and every full collection later would rescan them too.
     gc.disable()
     try:
         with quiet_output():
