@@ -332,3 +332,21 @@ def test_best_checkpoint_holds_the_weights_its_evaluation_scored(tmp_path: Path)
     # configs/cartpole.py: 4 evaluator envs, 4 episodes; env i replays seed + EVAL_SEED_OFFSET + i.
     replayed = evaluate(best, episodes=4, seed=EVAL_SEED_OFFSET, n_envs=4, log=lambda _: None).stats
     assert [replayed[k] for k in ("mean", "min", "max")] == pytest.approx([recorded[k] for k in ("mean", "min", "max")])
+
+
+def test_training_twice_in_one_process_leaves_nothing_out_of_the_garbage_collectors_reach(tmp_path: Path) -> None:
+    """dqnkit hides DI-engine's long-lived objects from the garbage collector while a run trains (gc.freeze);
+    a notebook or script that trains again must get the finished run's objects back into collection."""
+    code = (
+        "import gc, sys\n"
+        "from dqnkit.pipeline import TrainOptions, train\n"
+        "for name in ('a', 'b'):\n"
+        f"    options = TrainOptions(config={str(CONFIGS / 'cartpole.py')!r}, runs_dir={str(tmp_path)!r},\n"
+        "                           exp_name=name, max_env_steps=600, quiet=True)\n"
+        "    assert train(options) == 0\n"
+        "    print(name, gc.get_freeze_count())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["a", "0", "b", "0"]
+    assert (tmp_path / "a" / "final.pth.tar").is_file() and (tmp_path / "b" / "final.pth.tar").is_file()

@@ -697,7 +697,8 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 if heartbeat is not None and node is not None:
                     heartbeat.start(node)
                 # What exists now (DI-engine, torch, envs, model: ~540k objects) lives until the run ends; unfrozen,
-                # every full garbage collection rescanned it (0.3 s each: 9% of a LunarLander run).
+                # every full garbage collection rescanned it (0.3 s each: 9% of a LunarLander run). Unfrozen again
+                # below, so that a process training several times can still collect a finished run's cycles.
                 gc.freeze()
                 task.run()
                 stop_reason = _stop_reason(cfg, recorder) if recorder is not None else "finished"
@@ -720,6 +721,7 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
             if heartbeat is not None and learns:
                 distributed.announce_finish(heartbeat)
         finally:
+            gc.unfreeze()
             for manager, name in ((collector_env, "collector"), (evaluator_env, "evaluator")):
                 if manager is not None:
                     _close_env(manager, name)

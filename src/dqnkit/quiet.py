@@ -44,17 +44,18 @@ def quiet_output() -> Iterator[None]:
 def import_ding_quietly() -> None:
     """Import the heavy DI-engine modules once, with their banners and warnings suppressed."""
     silence_warnings()
-    # The import creates ~340k objects that live until exit: with the collector on, it rescans them again and
-    # again during the import (0.5 s of 1.9), and every full collection later would rescan them too.
-    gc.disable()
-    try:
-        with quiet_output():
-            import ding.framework.middleware  # noqa: F401
-            import gym  # noqa: F401
-            import gymnasium  # noqa: F401
-    finally:
-        gc.enable()
-    gc.freeze()
+    if "ding.framework.middleware" not in sys.modules:
+        # The import creates ~340k objects that live until exit: with the collector on, it rescans them again and
+        # again during the import (0.5 s of 1.9), and every full collection later would rescan them too.
+        gc.disable()
+        try:
+            with quiet_output():
+                import ding.framework.middleware  # noqa: F401
+                import gym  # noqa: F401
+                import gymnasium  # noqa: F401
+        finally:
+            gc.enable()
+        gc.freeze()
     mute_ding_logging()
 
 
