@@ -1,8 +1,8 @@
 """LunarLander-v2 DQN (gym 0.25), starting from DI-engine's dizoo recipe (lunarlander_dqn_config.py).
 
 Kept from the recipe: dueling network with encoder [512, 64], 3-step returns, 8 + 8 envs, 100k replay.
-Changed (measurements in benchmarks/NOTES.md): discount 0.995 instead of 0.99 (over seeds 0-7 the median run
-stopped after 66k env steps instead of 132k: fewer runs hover for tens of thousands of steps); in-process envs
+Changed (measurements in benchmarks/NOTES.md): discount 0.995 instead of 0.99 (over seeds 0-9 the median run
+stopped after 66k env steps instead of 112k: fewer runs hover for tens of thousands of steps); in-process envs
 (16 subprocesses cost more than they give on 2 cores); twice the updates per env step (16 updates of batch 128
 per 32 env steps) at lr 5e-4 with the target copied every 250 updates; epsilon decaying exponentially from 1.0
 towards 0.05 with a 15k-step time constant (0.40 at 15k env steps, 0.10 at 44k: DI-engine's `exp` schedule);
