@@ -47,6 +47,7 @@ def import_ding_quietly() -> None:
     if "ding.framework.middleware" not in sys.modules:
         # The import creates ~340k objects that live until exit: with the collector on, it rescans them again and
         # again during the import (0.5 s of 1.9), and every full collection later would rescan them too.
+        collecting = gc.isenabled()
         gc.disable()
         try:
             with quiet_output():
@@ -54,7 +55,8 @@ def import_ding_quietly() -> None:
                 import gym  # noqa: F401
                 import gymnasium  # noqa: F401
         finally:
-            gc.enable()
+            if collecting:  # a caller that had switched collection off keeps it off
+                gc.enable()
         gc.freeze()
     mute_ding_logging()
 
