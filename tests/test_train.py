@@ -338,7 +338,7 @@ def test_training_twice_in_one_process_leaves_nothing_out_of_the_garbage_collect
     """dqnkit hides DI-engine's long-lived objects from the garbage collector while a run trains (gc.freeze);
     a notebook or script that trains again must get the finished run's objects back into collection."""
     code = (
-        "import gc, sys\n"
+        "import gc\n"
         "from dqnkit.pipeline import TrainOptions, train\n"
         "for name in ('a', 'b'):\n"
         f"    options = TrainOptions(config={str(CONFIGS / 'cartpole.py')!r}, runs_dir={str(tmp_path)!r},\n"
