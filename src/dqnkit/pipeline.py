@@ -36,6 +36,7 @@ from dqnkit.config import (
     load_config_file,
     parse_override,
     to_plain,
+    torch_threads_for,
 )
 from dqnkit.ding_fixes import (
     fast_batch_collation,
@@ -197,6 +198,7 @@ def plan_run(options: TrainOptions, writes_run_folder: bool = True) -> RunPlan:
     require_fit(env_id, expected_obs, int(cfg.policy.model.action_shape), "policy.model")
     if cfg.env.manager.type not in ("base", "subprocess"):
         raise UserError(f"env manager {cfg.env.manager.type!r} is not supported; use base or subprocess")
+    torch_threads_for(cfg.dqnkit.torch_threads, distributed=False, cpus=1)  # a bad setting fails before any work
 
     # A collector or evaluator node of a distributed run writes nothing: the learner's host holds the run folder.
     if writes_run_folder and resume_state is None:
@@ -365,6 +367,8 @@ class RunRecorder:
             csv.writer(f).writerow(row)
 
     def finish(self, stop_reason: str, signum: int | None, failure: Exception | None = None) -> dict[str, Any]:
+        import torch
+
         self.progress.close()
         final = self.save("final.pth.tar")
         stop_value = float(self.cfg.env.stop_value)
@@ -375,6 +379,7 @@ class RunRecorder:
             "env_steps": self.env_step,
             "train_iters": self.train_iter,
             "wall_seconds": round(self.wall_seconds, 3),
+            "torch_threads": torch.get_num_threads(),  # wall_seconds depend on it
             "best_eval": self.best_eval,
             "last_eval": self.last_eval,
             "stop_value": stop_value if math.isfinite(stop_value) else None,
@@ -687,8 +692,9 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 task.use(_guard_train_output(online_logger(train_show_freq=int(cfg.dqnkit.log_freq))))
                 task.use(recorder)
                 task.use(termination_checker(cfg.dqnkit.max_env_steps, cfg.dqnkit.max_train_iters))
-            if cfg.dqnkit.torch_threads is not None:
-                torch.set_num_threads(int(cfg.dqnkit.torch_threads))
+            torch.set_num_threads(
+                torch_threads_for(cfg.dqnkit.torch_threads, node is not None, len(os.sched_getaffinity(0)))
+            )
             with _worker_signals():
                 for manager in (collector_env, evaluator_env):
                     if manager is not None:
