@@ -28,20 +28,17 @@ DQNKIT_DEFAULTS: dict[str, Any] = {
     "stop_min_return": None,  # also require every eval episode >= this to stop (None: eval mean only)
     "fresh_eval_episodes": True,  # False: DI-engine's fixed evaluation start states
     "worker_timeout": 120,  # distributed runs: seconds a node waits for its peers before it stops as failed
-    "torch_threads": None,  # None: torch_threads_for() decides
+    # The learner's batch-128 matmuls run ~1.9x as fast on two threads, but a whole LunarLander run gains little or
+    # nothing (benchmarks/NOTES.md); None: torch's default.
+    "torch_threads": 1,
 }
 
 
-def torch_threads_for(requested: Any, distributed: bool, cpus: int) -> int:
-    """Torch intra-op threads for a training process. A lone process gets two where it can: the learner's batch-128
-    matmuls run ~1.9x as fast on two threads (24k LunarLander env steps: 20-21 s against 24-26 s on 2 cores, the same
-    results bit for bit); more threads were not measured. A distributed node shares the cores with its peers, and
-    spinning thread pools in several processes on the same cores slow all of them: one."""
-    if requested is not None:
-        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
-            raise UserError(f"dqnkit.torch_threads must be a whole number >= 1 or null, not {requested!r}")
-        return requested
-    return 1 if distributed else max(1, min(2, cpus))
+def checked_torch_threads(value: Any) -> int | None:
+    """dqnkit.torch_threads as set: a whole number >= 1, or None for torch's default."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise UserError(f"dqnkit.torch_threads must be a whole number >= 1 or null, not {value!r}")
+    return value
 
 
 def load_config_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:

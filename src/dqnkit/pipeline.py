@@ -32,11 +32,11 @@ import yaml
 from dqnkit import checkpoint as ckpt
 from dqnkit.config import (
     apply_overrides,
+    checked_torch_threads,
     compile_dqn_config,
     load_config_file,
     parse_override,
     to_plain,
-    torch_threads_for,
 )
 from dqnkit.ding_fixes import (
     fast_batch_collation,
@@ -198,7 +198,7 @@ def plan_run(options: TrainOptions, writes_run_folder: bool = True) -> RunPlan:
     require_fit(env_id, expected_obs, int(cfg.policy.model.action_shape), "policy.model")
     if cfg.env.manager.type not in ("base", "subprocess"):
         raise UserError(f"env manager {cfg.env.manager.type!r} is not supported; use base or subprocess")
-    torch_threads_for(cfg.dqnkit.torch_threads, distributed=False, cpus=1)  # a bad setting fails before any work
+    checked_torch_threads(cfg.dqnkit.torch_threads)  # a bad setting fails before any work
 
     # A collector or evaluator node of a distributed run writes nothing: the learner's host holds the run folder.
     if writes_run_folder and resume_state is None:
@@ -692,9 +692,9 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 task.use(_guard_train_output(online_logger(train_show_freq=int(cfg.dqnkit.log_freq))))
                 task.use(recorder)
                 task.use(termination_checker(cfg.dqnkit.max_env_steps, cfg.dqnkit.max_train_iters))
-            torch.set_num_threads(
-                torch_threads_for(cfg.dqnkit.torch_threads, node is not None, len(os.sched_getaffinity(0)))
-            )
+            threads = checked_torch_threads(cfg.dqnkit.torch_threads)
+            if threads is not None:
+                torch.set_num_threads(threads)
             with _worker_signals():
                 for manager in (collector_env, evaluator_env):
                     if manager is not None:
