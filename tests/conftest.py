@@ -93,6 +93,7 @@ def trained_cartpole(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("trained")
     result = cli("dqn-train", "--config", str(CONFIGS / "cartpole.py"), "--exp-name", "cp", cwd=workdir)
     assert result.returncode == 0, result.stderr
+    (workdir / "dqn-train.stderr").write_text(result.stderr)  # what the user saw
     run_dir = workdir / "runs" / "cp"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["stop_reason"] == "stop_value", summary

@@ -78,6 +78,13 @@ def test_cartpole_trains_to_its_stop_value_and_fills_the_run_folder(trained_cart
         "loss",
     ]
     assert float(rows[-1]["eval_mean"]) >= 195
+
+    # On a pipe the progress display prints one line per evaluation, then the summary line.
+    shown = (run.parent.parent / "dqn-train.stderr").read_text().splitlines()
+    progress = [line for line in shown if line.startswith("env steps ")]
+    assert len(progress) == len(rows), shown
+    assert all(" steps/s | eval " in line and "ETA" in line for line in progress[1:]), progress
+    assert shown[-1].startswith("dqnkit: reached the stop value")
     assert [int(r["env_step"]) for r in rows] == sorted(int(r["env_step"]) for r in rows)
 
 

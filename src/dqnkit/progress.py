@@ -5,7 +5,13 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import TextIO
+
+# Steps per second (and the ETA) over this many recent seconds: long enough to average over evaluations, which
+# pause collection for ~1 s every few seconds, short enough to follow a run that speeds up as episodes shorten.
+RATE_WINDOW_SECONDS = 30.0
 
 
 def format_duration(seconds: float) -> str:
@@ -20,31 +26,37 @@ def format_duration(seconds: float) -> str:
 class ProgressLine:
     """Redraws one line on a terminal; on a pipe or file prints a line per evaluation instead."""
 
-    def __init__(self, *, quiet: bool, max_env_steps: int | None, stream: TextIO = sys.stderr) -> None:
+    def __init__(
+        self,
+        *,
+        quiet: bool,
+        max_env_steps: int | None,
+        stream: TextIO = sys.stderr,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.quiet = quiet
         self.max_env_steps = max_env_steps
         self.stream = stream
+        self.clock = clock
         self.live = stream.isatty()
         self._last_draw = 0.0
         self._width = 0
-        self._rate_mark: tuple[float, int] | None = None
-        self._rate = 0.0
+        self._marks: deque[tuple[float, int]] = deque()  # (time, env step), one per second at most
 
     def _steps_per_second(self, now: float, env_step: int) -> float:
-        if self._rate_mark is None:
-            self._rate_mark = (now, env_step)
-        elif now - self._rate_mark[0] >= 2.0:
-            then, steps = self._rate_mark
-            self._rate = (env_step - steps) / (now - then)
-            self._rate_mark = (now, env_step)
-        return self._rate
+        if not self._marks or now - self._marks[-1][0] >= 1.0:
+            self._marks.append((now, env_step))
+        while len(self._marks) > 2 and now - self._marks[1][0] >= RATE_WINDOW_SECONDS:
+            self._marks.popleft()
+        then, steps = self._marks[0]
+        return (env_step - steps) / (now - then) if now - then >= 2.0 else 0.0
 
     def update(
         self, env_step: int, train_iter: int, last_eval: float | None, best: float | None, evaluated: bool
     ) -> None:
         if self.quiet:
             return
-        now = time.monotonic()
+        now = self.clock()
         rate = self._steps_per_second(now, env_step)
         if not evaluated and (not self.live or now - self._last_draw < 0.25):
             return
