@@ -145,6 +145,8 @@ def test_yaml_config_and_set_overrides_are_applied(tmp_path: Path) -> None:
         "policy.learn.batch_size=32",
         "--set",
         "dqnkit.torch_threads=2",
+        "--set",
+        "dqnkit.max_env_steps=null",  # null clears a limit
         "--max-train-iters",
         "20",
         "--stop-value",
@@ -160,6 +162,7 @@ def test_yaml_config_and_set_overrides_are_applied(tmp_path: Path) -> None:
     assert compiled["policy"]["learn"]["batch_size"] == 32
     assert compiled["policy"]["model"]["dueling"] is False
     assert compiled["seed"] == 3
+    assert compiled["dqnkit"]["max_env_steps"] is None
     assert json.loads((tmp_path / "runs" / "y" / "summary.json").read_text())["torch_threads"] == 2
 
 
@@ -278,6 +281,17 @@ def test_torch_threads_must_be_a_whole_number(tmp_path: Path) -> None:
         "--set",
         "dqnkit.torch_threads=0",
         fragments=("dqnkit.torch_threads", "whole number >= 1", "not 0"),
+    )
+
+
+def test_null_only_clears_keys_where_null_means_something(tmp_path: Path) -> None:
+    _bad(
+        tmp_path,
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--set",
+        "policy.learn.batch_size=null",
+        fragments=("policy.learn.batch_size", "expected an integer"),
     )
 
 

@@ -32,6 +32,8 @@ DQNKIT_DEFAULTS: dict[str, Any] = {
     # nothing (benchmarks/NOTES.md); None: torch's default.
     "torch_threads": 1,
 }
+# dqnkit keys whose null means something (no limit, no minimum, torch's default): --set may clear them.
+NULLABLE_KEYS = {f"dqnkit.{name}" for name in ("max_env_steps", "max_train_iters", "stop_min_return", "torch_threads")}
 
 
 def checked_torch_threads(value: Any) -> int | None:
@@ -141,7 +143,7 @@ def _coerce(key: str, current: Any, value: Any) -> Any:
     def bad(expected: str) -> UserError:
         return UserError(f"--set {key}={value!r}: expected {expected} (current value {current!r})")
 
-    if current is None:
+    if current is None or (value is None and key in NULLABLE_KEYS):
         return value
     if isinstance(current, dict):
         raise UserError(f"--set {key}: {key} is a section, set one of its keys (e.g. {key}.{next(iter(current), 'x')})")
