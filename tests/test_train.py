@@ -78,6 +78,7 @@ def test_cartpole_trains_to_its_stop_value_and_fills_the_run_folder(trained_cart
         "loss",
     ]
     assert float(rows[-1]["eval_mean"]) >= 195
+    assert [int(r["env_step"]) for r in rows] == sorted(int(r["env_step"]) for r in rows)
 
     # On a pipe the progress display prints one line per evaluation, then the summary line.
     shown = (run.parent.parent / "dqn-train.stderr").read_text().splitlines()
@@ -85,7 +86,6 @@ def test_cartpole_trains_to_its_stop_value_and_fills_the_run_folder(trained_cart
     assert len(progress) == len(rows), shown
     assert all(" steps/s | eval " in line and "ETA" in line for line in progress[1:]), progress
     assert shown[-1].startswith("dqnkit: reached the stop value")
-    assert [int(r["env_step"]) for r in rows] == sorted(int(r["env_step"]) for r in rows)
 
 
 def test_every_checkpoint_kind_exists_and_loads_with_weights_only(trained_cartpole: Path) -> None:

@@ -692,9 +692,8 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 task.use(_guard_train_output(online_logger(train_show_freq=int(cfg.dqnkit.log_freq))))
                 task.use(recorder)
                 task.use(termination_checker(cfg.dqnkit.max_env_steps, cfg.dqnkit.max_train_iters))
-            threads = checked_torch_threads(cfg.dqnkit.torch_threads)
-            if threads is not None:
-                torch.set_num_threads(threads)
+            if cfg.dqnkit.torch_threads is not None:  # checked by plan_run
+                torch.set_num_threads(cfg.dqnkit.torch_threads)
             with _worker_signals():
                 for manager in (collector_env, evaluator_env):
                     if manager is not None:
