@@ -214,16 +214,27 @@ def _assert_same_networks(reference: Any, fast: Any) -> None:
 def test_fast_dqn_policy_learns_exactly_like_dqn_policy(sampled_batches: list[list[Any]]) -> None:
     """250 updates from the same start on the same batches, with collection and evaluation switching the network's
     mode in between, and two target-network copies (every 100 updates): the same losses and the same parameters,
-    bit for bit."""
+    bit for bit, and the same actions and Q-values from collection (epsilon-greedy, same random state) and
+    evaluation."""
+    import numpy as np
+
     policies = reference, fast = _dqn_policy_and_fast_dqn_policy()
     assert fast._cfg.learn.target_update_freq == 100
-    obs = {i: torch.rand(4) for i in range(2)}
+    obs = {i: torch.rand(4) for i in range(3)}
     for update in range(250):
         batch = sampled_batches[update % len(sampled_batches)]
         if update % 7 == 0:  # what collection and evaluation do between training phases
+            acted = []
             for policy in policies:
-                policy.collect_mode.forward(obs, eps=0.5)
-                policy.eval_mode.forward(obs)
+                np.random.seed(update)  # epsilon-greedy draws with numpy, random actions with torch
+                torch.manual_seed(update)
+                acted.append((policy.collect_mode.forward(obs, eps=0.5), policy.eval_mode.forward(obs)))
+            for expected_out, got_out in zip(*acted, strict=True):
+                assert got_out.keys() == expected_out.keys()
+                for env_id, expected_env in expected_out.items():
+                    for key in ("action", "logit"):
+                        assert got_out[env_id][key].shape == expected_env[key].shape, (update, key)
+                        assert torch.equal(got_out[env_id][key], expected_env[key]), (update, env_id, key)
         expected, got = reference.learn_mode.forward(batch), fast.learn_mode.forward(batch)
         for key in ("total_loss", "q_value", "target_q_value", "cur_lr"):
             assert got[key] == expected[key], (update, key)

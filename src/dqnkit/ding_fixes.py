@@ -105,13 +105,43 @@ def fast_batch_collation() -> None:
         collate_fn.ttorch_collate = fast
 
 
+def _unwrapped(model: Any) -> Any:
+    """The torch module inside DI-engine's model wrappers (whose forward only calls it)."""
+    from ding.model.wrapper.model_wrappers import IModelWrapper
+
+    while isinstance(model, IModelWrapper):
+        model = model._model
+    return model
+
+
+def _preprocess_gathered(fields: dict[str, Any], ignore_done: bool) -> dict[str, Any]:
+    """A batch gathered by `gather_rows` as DI-engine's `default_preprocess_learn(..., use_nstep=True)` leaves a
+    collated batch of the same transitions: float `done` (zeros with `ignore_done`), `weight` None unless stored,
+    and n-step rewards transposed to (n, B)."""
+    import torch
+
+    data = dict(fields)
+    data["done"] = torch.zeros_like(data["done"]).float() if ignore_done else data["done"].float()
+    data.setdefault("weight", None)
+    reward = data["reward"]
+    if reward.dim() == 1:
+        reward = reward.unsqueeze(1)
+    if reward.dim() != 2:
+        raise ValueError(f"n-step rewards of shape {tuple(data['reward'].shape)}: expected (batch, n)")
+    data["reward"] = reward.transpose(0, 1).contiguous()
+    return data
+
+
 def fast_dqn_policy() -> type:
     """DI-engine's DQNPolicy with the same learn step minus its per-update bookkeeping (~10% of a LunarLander
     run): `_forward_learn` put both networks in train mode, built the full state dict for the target network and
     listed every TD error as a priority on every update. Here the modes are set only when an evaluation or
     collection changed them, the state dict is built only for the updates that copy it into the target (every
     `target_update_freq`; a soft target still gets it each time), and priorities only with prioritized replay.
-    A batch sampled from dqnkit's ArrayReplayBuffer arrives as rows and is gathered field by field.
+    A batch sampled from dqnkit's ArrayReplayBuffer arrives as rows and is gathered field by field into the
+    tensors DI-engine's collation and preprocessing would give, the networks are called without DI-engine's
+    wrappers (whose forward only calls them and takes an argmax) and gradients are cleared by dropping them
+    (what `zero_grad` does, without its per-call overhead).
     The math, its order and so the results are DQNPolicy's own (tests/test_ding_fixes.py compares parameters
     after many updates bit for bit)."""
     import torch
@@ -119,45 +149,71 @@ def fast_dqn_policy() -> type:
     from ding.policy.common_utils import default_preprocess_learn
     from ding.rl_utils import q_nstep_td_data, q_nstep_td_error
     from ding.torch_utils import to_device
+    from ding.utils.data import default_collate, default_decollate
 
     from dqnkit.replay import ReplayRow, gather_rows
 
     class FastDQNPolicy(DQNPolicy):
+        def _act(self, model: Any, data: dict[int, Any], **kwargs: Any) -> dict[int, Any]:
+            """DQNPolicy's collect and eval forwards, which switch the network to eval mode on every call
+            (walking all its modules); here only after training switched it."""
+            data_id = list(data.keys())
+            batch = default_collate(list(data.values()))
+            if self._cuda:
+                batch = to_device(batch, self._device)
+            if model.training:
+                model.eval()
+            with torch.no_grad():
+                output = model.forward(batch, **kwargs)
+            if self._cuda:
+                output = to_device(output, "cpu")
+            return dict(zip(data_id, default_decollate(output), strict=True))
+
+        def _forward_collect(self, data: dict[int, Any], eps: float) -> dict[int, Any]:
+            return self._act(self._collect_model, data, eps=eps)
+
+        def _forward_eval(self, data: dict[int, Any]) -> dict[int, Any]:
+            return self._act(self._eval_model, data)
+
         def _forward_learn(self, batch: list[Any]) -> dict[str, Any]:
             if isinstance(batch[0], ReplayRow):  # sampled from an ArrayReplayBuffer: gathered, not collated
-                batch = _tree_tensor(gather_rows(batch))
-            data = default_preprocess_learn(
-                batch,
-                use_priority=self._priority,
-                use_priority_IS_weight=self._cfg.priority_IS_weight,
-                ignore_done=self._cfg.learn.ignore_done,
-                use_nstep=True,
-            )
+                data = _preprocess_gathered(gather_rows(batch), ignore_done=self._cfg.learn.ignore_done)
+            else:
+                data = default_preprocess_learn(
+                    batch,
+                    use_priority=self._priority,
+                    use_priority_IS_weight=self._cfg.priority_IS_weight,
+                    ignore_done=self._cfg.learn.ignore_done,
+                    use_nstep=True,
+                )
             if self._cuda:
                 data = to_device(data, self._device)
-            for network in (self._learn_model, self._target_model):
+            online, target = _unwrapped(self._learn_model), _unwrapped(self._target_model)
+            for network in (online, target):
                 if not network.training:
                     network.train()
-            q_value = self._learn_model.forward(data["obs"])["logit"]
+            q_value = online(data["obs"])["logit"]
             with torch.no_grad():
-                target_q_value = self._target_model.forward(data["next_obs"])["logit"]
-                target_q_action = self._learn_model.forward(data["next_obs"])["action"]  # double DQN
+                target_q_value = target(data["next_obs"])["logit"]
+                target_q_action = online(data["next_obs"])["logit"].argmax(dim=-1)  # double DQN
             data_n = q_nstep_td_data(
                 q_value, target_q_value, data["action"], target_q_action, data["reward"], data["done"], data["weight"]
             )
             loss, td_error_per_sample = q_nstep_td_error(
                 data_n, self._gamma, nstep=self._nstep, value_gamma=data.get("value_gamma")
             )
-            self._optimizer.zero_grad()
+            for group in self._optimizer.param_groups:
+                for parameter in group["params"]:
+                    parameter.grad = None
             loss.backward()
             if self._cfg.multi_gpu:
                 self.sync_gradients(self._learn_model)
             self._optimizer.step()
-            target = self._target_model
-            if target._update_type == "assign" and (target._update_count + 1) % target._update_kwargs["freq"]:
-                target._update_count += 1  # what TargetNetworkWrapper.update does when no copy is due
+            wrapper = self._target_model
+            if wrapper._update_type == "assign" and (wrapper._update_count + 1) % wrapper._update_kwargs["freq"]:
+                wrapper._update_count += 1  # what TargetNetworkWrapper.update does when no copy is due
             else:
-                target.update(self._learn_model.state_dict())
+                wrapper.update(self._learn_model.state_dict())
             output = {
                 "cur_lr": self._optimizer.defaults["lr"],
                 "total_loss": loss.item(),
