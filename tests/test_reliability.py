@@ -20,7 +20,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import BIN, CONFIGS, assert_user_error, start_train, wait_for_rows, wait_gone
+from conftest import BIN, CONFIGS, assert_user_error, session_processes, start_train, wait_for_rows, wait_gone
 from dqnkit.checkpoint import load_checkpoint
 
 
@@ -105,6 +105,18 @@ def test_kill_9_at_random_moments_never_truncates_a_checkpoint(tmp_path: Path) -
         loaded += len(_all_checkpoints_load(run)) if run.is_dir() else 0
     assert loaded >= 20, "the kills never left checkpoints to check"
     assert (run / "latest.pth.tar").is_file() and (run / "best.pth.tar").is_file()
+
+
+def test_the_evaluator_process_ends_when_the_trainer_is_killed_alone(tmp_path: Path) -> None:
+    """The OOM killer's way: SIGKILL to the trainer only. Its evaluator process must not live on."""
+    proc = start_train(
+        ["--config", str(CONFIGS / "cartpole.py"), "--exp-name", "alone", "--stop-value", "1e9", "--quiet"], tmp_path
+    )
+    wait_for_rows(tmp_path / "runs" / "alone" / "metrics.csv", 2, proc)
+    assert len(session_processes(proc.pid)) == 2, "the trainer and its evaluator"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert wait_gone(proc.pid, timeout=15) == [], "the evaluator process outlived the trainer"
 
 
 class _CartPole:

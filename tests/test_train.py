@@ -80,6 +80,14 @@ def test_cartpole_trains_to_its_stop_value_and_fills_the_run_folder(trained_cart
     assert float(rows[-1]["eval_mean"]) >= 195
     assert [int(r["env_step"]) for r in rows] == sorted(int(r["env_step"]) for r in rows)
 
+    # Evaluations run beside training. The result is acted on in the first iteration that starts eval_lag train
+    # iterations (a quarter of configs/cartpole.py's eval_freq of 100, as config.yaml records) past the evaluated
+    # weights; that iteration still trains its update_per_collect (5) updates before the run stops.
+    assert yaml.safe_load((run / "config.yaml").read_text())["dqnkit"]["eval_lag"] == 25
+    best = torch.load(run / "best.pth.tar", weights_only=True)
+    assert best["train_iter"] == int(rows[-1]["train_iter"])
+    assert 25 + 5 <= summary["train_iters"] - best["train_iter"] < 25 + 2 * 5
+
     # On a pipe the progress display prints one line per evaluation, then the summary line.
     shown = (run.parent.parent / "dqn-train.stderr").read_text().splitlines()
     progress = [line for line in shown if line.startswith("env steps ")]
@@ -281,6 +289,17 @@ def test_torch_threads_must_be_a_whole_number(tmp_path: Path) -> None:
         "--set",
         "dqnkit.torch_threads=0",
         fragments=("dqnkit.torch_threads", "whole number >= 1", "not 0"),
+    )
+
+
+def test_eval_lag_must_leave_time_before_the_next_evaluation(tmp_path: Path) -> None:
+    _bad(
+        tmp_path,
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--set",
+        "dqnkit.eval_lag=100",
+        fragments=("dqnkit.eval_lag", "from 0 to eval_freq - 1 (99)", "not 100"),
     )
 
 

@@ -31,15 +31,35 @@ DQNKIT_DEFAULTS: dict[str, Any] = {
     # The learner's batch-128 matmuls run ~1.9x as fast on two threads, but a whole LunarLander run gains little or
     # nothing (benchmarks/NOTES.md); None: torch's default.
     "torch_threads": 1,
+    # Evaluations run in a child process while training goes on; their results are acted on (metrics, best.pth.tar,
+    # the stop rule) this many train iterations after the weights they scored, so that runs stay reproducible.
+    # None: a quarter of policy.eval.evaluator.eval_freq.
+    "eval_lag": None,
 }
-# dqnkit keys whose null means something (no limit, no minimum, torch's default): --set may clear them.
-NULLABLE_KEYS = {f"dqnkit.{name}" for name in ("max_env_steps", "max_train_iters", "stop_min_return", "torch_threads")}
+# dqnkit keys whose null means something (no limit, no minimum, torch's default, the default lag): --set may clear
+# them.
+NULLABLE_KEYS = {
+    f"dqnkit.{name}" for name in ("max_env_steps", "max_train_iters", "stop_min_return", "torch_threads", "eval_lag")
+}
 
 
 def checked_torch_threads(value: Any) -> int | None:
     """dqnkit.torch_threads as set: a whole number >= 1, or None for torch's default."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise UserError(f"dqnkit.torch_threads must be a whole number >= 1 or null, not {value!r}")
+    return value
+
+
+def resolved_eval_lag(cfg: Any) -> int:
+    """dqnkit.eval_lag as a run uses it: the value set, or a quarter of eval_freq; at least 0, below eval_freq."""
+    eval_freq = int(cfg.policy.eval.evaluator.eval_freq)
+    value = cfg.dqnkit.eval_lag
+    if value is None:
+        return eval_freq // 4
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < eval_freq:
+        raise UserError(
+            f"dqnkit.eval_lag must be a whole number from 0 to eval_freq - 1 ({eval_freq - 1}) or null, not {value!r}"
+        )
     return value
 
 

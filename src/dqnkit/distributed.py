@@ -204,17 +204,6 @@ def evaluation_record(ctx: Any, model: Any) -> dict[str, Any] | None:
     }
 
 
-class LocalEvaluations:
-    """Single-process middleware, right after the evaluator: keeps this iteration's evaluation for the recorder."""
-
-    def __init__(self, model: Any) -> None:
-        self._model = model
-        self.current: dict[str, Any] | None = None
-
-    def __call__(self, ctx: Any) -> None:
-        self.current = evaluation_record(ctx, self._model)
-
-
 def send_evaluations(model: Any) -> Callable[[Any], None]:
     """Evaluator side: DI-engine keeps eval results on the evaluator. Send each one to the learner with the weights
     that were evaluated, so that best.pth.tar holds the network that earned its score."""

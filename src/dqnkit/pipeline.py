@@ -36,6 +36,7 @@ from dqnkit.config import (
     compile_dqn_config,
     load_config_file,
     parse_override,
+    resolved_eval_lag,
     to_plain,
 )
 from dqnkit.ding_fixes import (
@@ -199,6 +200,7 @@ def plan_run(options: TrainOptions, writes_run_folder: bool = True) -> RunPlan:
     if cfg.env.manager.type not in ("base", "subprocess"):
         raise UserError(f"env manager {cfg.env.manager.type!r} is not supported; use base or subprocess")
     checked_torch_threads(cfg.dqnkit.torch_threads)  # a bad setting fails before any work
+    cfg.dqnkit.eval_lag = resolved_eval_lag(cfg)  # config.yaml records the lag the run used
 
     # A collector or evaluator node of a distributed run writes nothing: the learner's host holds the run folder.
     if writes_run_folder and resume_state is None:
@@ -249,7 +251,7 @@ class RunRecorder:
         self.env_step = int(state.get("env_step", 0))
         self.train_iter = int(state.get("train_iter", 0))
         self.loss: float | None = None
-        # Where this iteration's evaluation comes from: distributed.LocalEvaluations in a single process,
+        # Where this iteration's evaluation comes from: background_eval.BackgroundEvaluation in a single process,
         # distributed.RemoteEvaluations on the learner node of a distributed run.
         self.evaluations: Any = None
         self.started = time.monotonic()
@@ -321,16 +323,11 @@ class RunRecorder:
         loss = self._loss(ctx.train_output)
         if loss is not None:
             self.loss = loss
-        # Made earlier in this iteration (or received from the evaluator node), with its own counters and weights.
+        # Finished by now (by the evaluator process or node), with its own counters and weights.
         evaluation = self.evaluations.current if self.evaluations is not None else None
         if evaluation is not None:
-            self.last_eval_iter = evaluation["train_iter"]
-            self.last_eval = {k: evaluation[k] for k in ("mean", "std", "min", "max")}
-            self._append_metrics(evaluation["env_step"], evaluation["train_iter"])
-            if self.best_eval is None or self.last_eval["mean"] > self.best_eval:
-                self.best_eval = self.last_eval["mean"]
-                self.save("best.pth.tar", evaluated=evaluation)
-            if self._meets_stop_rule(self.last_eval, evaluation["train_iter"]):
+            self._record_evaluation(evaluation)
+            if self._meets_stop_rule(evaluation, evaluation["train_iter"]):
                 self.reached_stop = True
                 self.request_stop()
         if self.train_iter - self.last_save_iter >= self.save_freq:
@@ -344,7 +341,16 @@ class RunRecorder:
             evaluation is not None,
         )
 
-    def _meets_stop_rule(self, evaluation: dict[str, float], train_iter: int) -> bool:
+    def _record_evaluation(self, evaluation: dict[str, Any]) -> None:
+        """A metrics row for it, and best.pth.tar if it is the best so far."""
+        self.last_eval_iter = evaluation["train_iter"]
+        self.last_eval = {k: evaluation[k] for k in ("mean", "std", "min", "max")}
+        self._append_metrics(evaluation["env_step"], evaluation["train_iter"])
+        if self.best_eval is None or self.last_eval["mean"] > self.best_eval:
+            self.best_eval = self.last_eval["mean"]
+            self.save("best.pth.tar", evaluated=evaluation)
+
+    def _meets_stop_rule(self, evaluation: dict[str, Any], train_iter: int) -> bool:
         """DI-engine's rule (eval mean >= env.stop_value after some training), plus, when the config sets
         dqnkit.stop_min_return, every eval episode at or above it: a mean alone stops on lucky evaluations."""
         if train_iter <= 0 or evaluation["mean"] < self.stop_value:
@@ -370,6 +376,9 @@ class RunRecorder:
         import torch
 
         self.progress.close()
+        if stop_reason in ("max_env_steps", "max_train_iters", "finished") and hasattr(self.evaluations, "drain"):
+            for evaluation in self.evaluations.drain():  # the last one, still under way when a step limit ended the run
+                self._record_evaluation(evaluation)
         final = self.save("final.pth.tar")
         stop_value = float(self.cfg.env.stop_value)
         summary: dict[str, Any] = {
@@ -438,6 +447,14 @@ def _env_manager(cfg: Any, count: int) -> Any:
     manager_cls = SubprocessEnvManagerV2 if cfg.env.manager.type == "subprocess" else BaseEnvManagerV2
     env_fn = [partial(make_ding_env, cfg.env.env_id) for _ in range(count)]
     return launched_once(manager_cls)(env_fn=env_fn, cfg=cfg.env.manager)
+
+
+def _seed_evaluator_env(cfg: Any, manager: Any) -> None:
+    """interaction_evaluator seeds its envs with dynamic_seed=False: every evaluation replays the same
+    evaluator_env_num start states, so "best" and the stop rule are tuned to a handful of episodes (a stock
+    LunarLander run that stopped at 8-episode mean >= 200 scored 143 over 100 fresh episodes). Fresh, reproducible
+    seeds per episode make each evaluation an honest estimate."""
+    manager.seed(cfg.seed + EVAL_SEED_OFFSET, dynamic_seed=bool(cfg.dqnkit.fresh_eval_episodes))
 
 
 def _skip_repeated_evaluation(evaluator: Any) -> Any:
@@ -615,6 +632,7 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
     from ding.utils import DistributedWriter, set_pkg_seed
 
     from dqnkit import distributed
+    from dqnkit.background_eval import BackgroundEvaluation
     from dqnkit.replay import ArrayReplayBuffer
 
     fast_tree_construction()
@@ -633,8 +651,16 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
     summary: dict[str, Any] | None = None
     signals = InterruptSignals()
     with signals, task.start(async_mode=False, ctx=OnlineRLContext()):
+        background = None
+        if evaluates and node is None:  # first: the child is forked before this process builds anything
+            background = BackgroundEvaluation(
+                cfg,
+                lag=int(cfg.dqnkit.eval_lag),  # resolved by plan_run
+                make_env=partial(_env_manager, cfg, cfg.env.evaluator_env_num),
+                seed_env=partial(_seed_evaluator_env, cfg),
+            )
         collector_env = _env_manager(cfg, cfg.env.collector_env_num) if collects else None
-        evaluator_env = _env_manager(cfg, cfg.env.evaluator_env_num) if evaluates else None
+        evaluator_env = _env_manager(cfg, cfg.env.evaluator_env_num) if evaluates and node is not None else None
         try:
             # Collectors of a distributed run explore with seeds of their own; a single process uses cfg.seed.
             seed = int(cfg.seed) + (node.node_id * distributed.NODE_SEED_STRIDE if node is not None else 0)
@@ -656,21 +682,18 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 task.use(distributed.context_exchanger(heartbeat, int(resume["env_step"]) if resume else 0))
                 task.use(ModelExchanger(model))
 
-            if evaluator_env is not None:
+            if background is not None:  # interaction_evaluator, in the child process
+                background.model = model
+                task.use(background)
+                if recorder is not None:
+                    recorder.evaluations = background
+            elif evaluator_env is not None:  # an evaluator node of a distributed run
                 # The recorder applies the stop rule; the evaluator gets a copy that never stops by itself.
                 eval_cfg = copy.deepcopy(cfg)
                 eval_cfg.env.stop_value = math.inf
                 task.use(_skip_repeated_evaluation(interaction_evaluator(eval_cfg, policy.eval_mode, evaluator_env)))
-                if recorder is not None:
-                    recorder.evaluations = distributed.LocalEvaluations(model)
-                    task.use(recorder.evaluations)
-                # interaction_evaluator seeds its envs with dynamic_seed=False: every evaluation replays the same
-                # evaluator_env_num start states, so "best" and the stop rule are tuned to a handful of episodes (a
-                # stock LunarLander run that stopped at 8-episode mean >= 200 scored 143 over 100 fresh episodes).
-                # Fresh, reproducible seeds per episode make each evaluation an honest estimate.
-                evaluator_env.seed(cfg.seed + EVAL_SEED_OFFSET, dynamic_seed=bool(cfg.dqnkit.fresh_eval_episodes))
-                if node is not None:
-                    task.use(distributed.send_evaluations(model))
+                _seed_evaluator_env(cfg, evaluator_env)
+                task.use(distributed.send_evaluations(model))
             if collector_env is not None:
                 collector_env.seed(seed)
                 task.use(eps_greedy_handler(cfg))
@@ -727,6 +750,8 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 distributed.announce_finish(heartbeat)
         finally:
             gc.unfreeze()
+            if background is not None:
+                background.close()
             for manager, name in ((collector_env, "collector"), (evaluator_env, "evaluator")):
                 if manager is not None:
                     _close_env(manager, name)

@@ -1,0 +1,158 @@
+"""Evaluation beside training: DI-engine's interaction_evaluator in a child process, on the core the
+single-threaded learner leaves idle, instead of in the training loop (where it took ~20% of a LunarLander run).
+
+At every evaluation point (interaction_evaluator's own rule: the first iteration, then every `eval_freq` train
+iterations) the training process sends the child a copy of the weights and carries on; the child scores them on
+its own evaluator envs with interaction_evaluator. The result is acted on (metrics.csv, best.pth.tar, the stop rule)
+exactly `lag` train iterations after the weights it scored, waiting for the child if it is late, so that a run
+stays reproducible: the same seed gives the same metrics and stops at the same iteration. A stop therefore comes
+`lag` train iterations after the evaluation that earned it; best.pth.tar holds the evaluated weights.
+
+The child's envs draw their episode seeds from the child's own numpy generator, so evaluation no longer shares
+the global numpy stream with the collector's epsilon-greedy draws (in one process it did: changing how often or
+how long evaluations ran changed training).
+Import only where DI-engine is wanted: the child runs DI-engine's evaluator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import multiprocessing
+import signal
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from dqnkit.errors import TrainingFailed
+
+JOIN_SECONDS = 10.0  # how long close() waits for the child before killing it
+
+
+def _serve(cfg: Any, make_env: Callable[[], Any], seed_env: Callable[[Any], None], conn: Any, parent_conn: Any) -> None:
+    """The child: evaluate each weight set received, send back interaction_evaluator's statistics."""
+    parent_conn.close()  # inherited: while this process held it, the training process's death would go unnoticed
+    # The training process handles signals (a terminal's Ctrl-C reaches the whole group) and closes the pipe.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, signal.SIG_IGN)
+    import torch
+    from ding.framework.context import OnlineRLContext
+    from ding.framework.middleware import interaction_evaluator
+    from ding.model import DQN
+
+    from dqnkit.ding_fixes import fast_dqn_policy
+    from dqnkit.quiet import mute_ding_logging
+
+    mute_ding_logging()
+    torch.set_num_threads(1)
+    env = make_env()
+    try:
+        eval_cfg = copy.deepcopy(cfg)
+        eval_cfg.env.stop_value = float("inf")  # the training process applies the stop rule
+        eval_cfg.policy.cuda = False  # a DQN this size evaluates fast enough on one core
+        model = DQN(**eval_cfg.policy.model)
+        policy = fast_dqn_policy()(eval_cfg.policy, model=model, enable_field=["eval"])
+        evaluate = interaction_evaluator(eval_cfg, policy.eval_mode, env)
+        seed_env(env)  # after interaction_evaluator, which seeds its envs itself
+        env.launch()
+        while True:
+            try:
+                request = conn.recv()
+            except EOFError:
+                return
+            if request is None:
+                return
+            model.load_state_dict(request["model"])
+            ctx = OnlineRLContext()
+            ctx.train_iter, ctx.env_step = request["train_iter"], request["env_step"]
+            try:
+                evaluate(ctx)
+            except Exception as e:  # an env that raised: the training process stops with its message
+                conn.send({"error": f"{type(e).__name__}: {e}"})
+                return
+            conn.send(
+                {
+                    "mean": float(ctx.eval_value),
+                    "std": float(ctx.eval_value_std),
+                    "min": float(ctx.eval_value_min),
+                    "max": float(ctx.eval_value_max),
+                }
+            )
+    finally:
+        env.close()
+
+
+class BackgroundEvaluation:
+    """Middleware in interaction_evaluator's place for a run in one process. `current` is the evaluation to act on
+    in this iteration (None in most): statistics, the counters it was made at and the weights it scored."""
+
+    def __init__(self, cfg: Any, lag: int, make_env: Callable[[], Any], seed_env: Callable[[Any], None]) -> None:
+        eval_freq = int(cfg.policy.eval.evaluator.eval_freq)
+        if not 0 <= lag < eval_freq:
+            raise ValueError(f"evaluation lag {lag} must be at least 0 and less than eval_freq ({eval_freq})")
+        self.model: Any = None  # the network whose weights are evaluated: set once the training process built it
+        self._eval_freq = eval_freq
+        self._lag = lag
+        self._pending: deque[dict[str, Any]] = deque()
+        self.current: dict[str, Any] | None = None
+        # Forked before the training process starts threads, builds its model or its envs: the child gets the
+        # imported DI-engine and torch for free (a fresh interpreter would spend seconds importing them again).
+        context = multiprocessing.get_context("fork")
+        self._conn, child_conn = context.Pipe()
+        self._process = context.Process(
+            target=_serve, args=(cfg, make_env, seed_env, child_conn, self._conn), name="dqnkit-evaluator"
+        )  # not a daemon: it may start env workers of its own (env manager "subprocess"); close() ends it
+        self._process.start()
+        child_conn.close()
+
+    def __call__(self, ctx: Any) -> None:
+        self.current = None
+        if self._pending and ctx.train_iter >= self._pending[0]["train_iter"] + self._lag:
+            self.current = self._receive(self._pending.popleft())
+            # For online_logger's TensorBoard curve, as interaction_evaluator leaves them.
+            ctx.eval_value = self.current["mean"]
+            ctx.eval_value_std, ctx.eval_value_min, ctx.eval_value_max = (
+                self.current[k] for k in ("std", "min", "max")
+            )
+        if ctx.last_eval_iter == -1 or ctx.train_iter - ctx.last_eval_iter >= self._eval_freq:
+            request = {
+                "train_iter": int(ctx.train_iter),
+                "env_step": int(ctx.env_step),
+                "model": {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()},
+            }
+            self._send(request)
+            self._pending.append(request)
+            ctx.last_eval_iter = ctx.train_iter
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The evaluations still under way, once finished: a run that ends at a step limit keeps its last one."""
+        done = []
+        while self._pending:
+            done.append(self._receive(self._pending.popleft()))
+        return done
+
+    def _send(self, request: dict[str, Any]) -> None:
+        try:
+            self._conn.send(request)
+        except (BrokenPipeError, ConnectionResetError) as e:
+            raise TrainingFailed(f"the evaluator process exited (code {self._process.exitcode})") from e
+
+    def _receive(self, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            result = self._conn.recv()
+        except (EOFError, ConnectionResetError) as e:
+            self._process.join(timeout=1)
+            raise TrainingFailed(f"the evaluator process exited (code {self._process.exitcode})") from e
+        if "error" in result:
+            raise TrainingFailed(f"evaluation failed: {result['error']}")
+        return {**request, **result}
+
+    def close(self) -> None:
+        """Stop the child: it finishes the evaluation it is on, unless that takes longer than JOIN_SECONDS."""
+        with contextlib.suppress(OSError):  # already gone
+            self._conn.send(None)
+        self._conn.close()
+        self._process.join(timeout=JOIN_SECONDS)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
