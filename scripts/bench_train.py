@@ -179,14 +179,20 @@ def one_run(system: str, seed: int, args: argparse.Namespace, work: Path) -> dic
         config = None
     evaluation = greedy_eval(checkpoint, args.eval_episodes, config)
     threshold = args.solved_threshold
+    env_steps = int(stop_row["env_step"])
+    if system == "dqnkit" and solved_rows:
+        # Its evaluations run beside training and are acted on dqnkit.eval_lag train iterations later: count the env
+        # steps the run took until it stopped, not those of the evaluated weights (its metrics row's wall_seconds is
+        # already the moment it acted on the evaluation).
+        env_steps = int(json.loads((out / "summary.json").read_text())["env_steps"])
     return {
         "system": system,
         "seed": seed,
         "stopped_by_stop_value": bool(solved_rows),
-        "env_steps": int(stop_row["env_step"]),
+        "env_steps": env_steps,
         "wall_seconds": stop_row["wall_seconds"],
         "train_iters": int(stop_row["train_iter"]),
-        "env_steps_per_second": stop_row["env_step"] / stop_row["wall_seconds"] if stop_row["wall_seconds"] else None,
+        "env_steps_per_second": env_steps / stop_row["wall_seconds"] if stop_row["wall_seconds"] else None,
         "process_seconds": round(process_seconds, 1),
         "eval": evaluation,
         "solved": bool(solved_rows) and evaluation["mean"] >= threshold,

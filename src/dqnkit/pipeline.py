@@ -3,7 +3,8 @@
 Order of middleware (as in DI-engine's dizoo LunarLander example): interaction_evaluator, eps_greedy_handler,
 StepCollector, nstep_reward_enhancer (dqnkit's corrected copy, ding_fixes), data_pusher, OffPolicyLearner,
 online_logger, then dqnkit's RunRecorder (checkpoints, metrics.csv, progress) in place of CkptSaver, then
-termination_checker.
+termination_checker. In a single process interaction_evaluator runs in a child process beside training
+(background_eval).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 
 RUN_CONFIG = "run_config.yaml"  # main_config + create_config as given (after --set): what --resume reloads
 EVAL_SEED_OFFSET = 100_003  # evaluation episodes draw seeds apart from the collector's
+COLLECTOR_STREAM = 1  # names the collector's numpy stream within the run seed's SeedSequence
 
 
 class Interrupted(Exception):
@@ -613,6 +615,7 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
     role = node.role if node is not None else None
     learns, collects, evaluates = (role in (None, r) for r in ("learner", "collector", "evaluator"))
 
+    import numpy as np
     import torch
     from ding.data import DequeBuffer
     from ding.data.buffer.middleware import PriorityExperienceReplay
@@ -721,6 +724,10 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 for manager in (collector_env, evaluator_env):
                     if manager is not None:
                         manager.launch()
+            # DI-engine's env wrapper reseeds numpy's global generator with each env's own seed as it launches, so
+            # epsilon-greedy and the collector's episode seeds drew from the stream of the last env's seed; six seeds
+            # of LunarLander learned markedly slower that way (benchmarks/NOTES.md). A stream of its own instead.
+            np.random.seed(np.random.SeedSequence([seed, COLLECTOR_STREAM]).generate_state(1)[0])
             try:
                 if heartbeat is not None and node is not None:
                     heartbeat.start(node)
