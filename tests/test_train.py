@@ -174,6 +174,29 @@ def test_yaml_config_and_set_overrides_are_applied(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "runs" / "y" / "summary.json").read_text())["torch_threads"] == 2
 
 
+def test_a_step_limit_keeps_the_evaluation_still_under_way(tmp_path: Path) -> None:
+    """configs/cartpole.py evaluates every 100 train iterations (5 per iteration) and acts on each 25 later: the run
+    stops at train iter 305, before the evaluation made at 300 is due, and records it before it exits."""
+    result = cli(
+        "dqn-train",
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--max-train-iters",
+        "300",
+        "--stop-value",
+        "1e9",
+        "--quiet",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "runs" / "cartpole_dqn_seed0"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stop_reason"] == "max_train_iters" and summary["train_iters"] == 305
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["train_iter"]) for r in rows] == [0, 100, 200, 300]
+    assert summary["last_eval"]["mean"] == pytest.approx(float(rows[-1]["eval_mean"]), abs=1e-3)
+
+
 @pytest.mark.parametrize("config", ["lunarlander.py", "lunarlander_v3.py"])
 def test_lunarlander_configs_train_a_few_steps(tiny_run, config: str) -> None:
     summary = json.loads((tiny_run(config) / "summary.json").read_text())
