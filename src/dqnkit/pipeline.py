@@ -725,8 +725,8 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                     if manager is not None:
                         manager.launch()
             # DI-engine's env wrapper reseeds numpy's global generator with each env's own seed as it launches, so
-            # epsilon-greedy and the collector's episode seeds drew from the stream of the last env's seed; six seeds
-            # of LunarLander learned markedly slower that way (benchmarks/NOTES.md). A stream of its own instead.
+            # epsilon-greedy and the collector's episode seeds drew from the stream of the last env's seed (six of six
+            # LunarLander seeds happened to learn markedly slower with it: benchmarks/NOTES.md). A stream of its own.
             np.random.seed(np.random.SeedSequence([seed, COLLECTOR_STREAM]).generate_state(1)[0])
             try:
                 if heartbeat is not None and node is not None:
