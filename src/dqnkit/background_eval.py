@@ -4,9 +4,10 @@ single-threaded learner leaves idle, instead of in the training loop (where it t
 At every evaluation point (interaction_evaluator's own rule: the first iteration, then every `eval_freq` train
 iterations) the training process sends the child a copy of the weights and carries on; the child scores them on
 its own evaluator envs with interaction_evaluator. The result is acted on (metrics.csv, best.pth.tar, the stop rule)
-exactly `lag` train iterations after the weights it scored, waiting for the child if it is late, so that a run
-stays reproducible: the same seed gives the same metrics and stops at the same iteration. A stop therefore comes
-`lag` train iterations after the evaluation that earned it; best.pth.tar holds the evaluated weights.
+in the first iteration that starts `dqnkit.eval_lag` or more train iterations after the weights it scored, waiting
+for the child if it is late, so that a run stays reproducible: the same seed gives the same metrics and stops at the
+same iteration. A stop therefore comes that much after the evaluation that earned it; best.pth.tar holds the
+evaluated weights.
 
 The child's envs draw their episode seeds from the child's own numpy generator, so evaluation no longer shares
 the global numpy stream with the collector's epsilon-greedy draws (in one process it did: changing how often or
@@ -24,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from dqnkit.config import resolved_eval_lag
 from dqnkit.errors import TrainingFailed
 
 JOIN_SECONDS = 10.0  # how long close() waits for the child before killing it
@@ -86,13 +88,10 @@ class BackgroundEvaluation:
     """Middleware in interaction_evaluator's place for a run in one process. `current` is the evaluation to act on
     in this iteration (None in most): statistics, the counters it was made at and the weights it scored."""
 
-    def __init__(self, cfg: Any, lag: int, make_env: Callable[[], Any], seed_env: Callable[[Any], None]) -> None:
-        eval_freq = int(cfg.policy.eval.evaluator.eval_freq)
-        if not 0 <= lag < eval_freq:
-            raise ValueError(f"evaluation lag {lag} must be at least 0 and less than eval_freq ({eval_freq})")
+    def __init__(self, cfg: Any, make_env: Callable[[], Any], seed_env: Callable[[Any], None]) -> None:
         self.model: Any = None  # the network whose weights are evaluated: set once the training process built it
-        self._eval_freq = eval_freq
-        self._lag = lag
+        self._eval_freq = int(cfg.policy.eval.evaluator.eval_freq)
+        self._lag = resolved_eval_lag(cfg)
         self._pending: deque[dict[str, Any]] = deque()
         self.current: dict[str, Any] | None = None
         # Forked before the training process starts threads, builds its model or its envs: the child gets the

@@ -329,7 +329,7 @@ class RunRecorder:
         evaluation = self.evaluations.current if self.evaluations is not None else None
         if evaluation is not None:
             self._record_evaluation(evaluation)
-            if self._meets_stop_rule(evaluation, evaluation["train_iter"]):
+            if self._meets_stop_rule(evaluation):
                 self.reached_stop = True
                 self.request_stop()
         if self.train_iter - self.last_save_iter >= self.save_freq:
@@ -352,10 +352,10 @@ class RunRecorder:
             self.best_eval = self.last_eval["mean"]
             self.save("best.pth.tar", evaluated=evaluation)
 
-    def _meets_stop_rule(self, evaluation: dict[str, Any], train_iter: int) -> bool:
+    def _meets_stop_rule(self, evaluation: dict[str, Any]) -> bool:
         """DI-engine's rule (eval mean >= env.stop_value after some training), plus, when the config sets
         dqnkit.stop_min_return, every eval episode at or above it: a mean alone stops on lucky evaluations."""
-        if train_iter <= 0 or evaluation["mean"] < self.stop_value:
+        if evaluation["train_iter"] <= 0 or evaluation["mean"] < self.stop_value:
             return False
         return self.stop_min_return is None or evaluation["min"] >= float(self.stop_min_return)
 
@@ -658,7 +658,6 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
         if evaluates and node is None:  # first: the child is forked before this process builds anything
             background = BackgroundEvaluation(
                 cfg,
-                lag=int(cfg.dqnkit.eval_lag),  # resolved by plan_run
                 make_env=partial(_env_manager, cfg, cfg.env.evaluator_env_num),
                 seed_env=partial(_seed_evaluator_env, cfg),
             )

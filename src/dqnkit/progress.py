@@ -9,8 +9,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import TextIO
 
-# Steps per second (and the ETA) over this many recent seconds: long enough to average over evaluations, which
-# pause collection for ~1 s every few seconds, short enough to follow a run that speeds up as episodes shorten.
+# Steps per second (and the ETA) over this many recent seconds: long enough to average over the pauses around
+# evaluations (waiting for a late one, writing best.pth.tar), short enough to follow a run that speeds up as
+# episodes shorten.
 RATE_WINDOW_SECONDS = 30.0
 
 
