@@ -475,3 +475,27 @@ def test_a_signal_inside_an_in_process_env_step_still_counts_as_an_interruption(
     manager.close()
     assert signals.signum == signal.SIGINT
     assert signal.getsignal(signal.SIGINT) == before  # the previous handler is back
+
+
+def test_a_signal_inside_an_asyncio_callback_unwinds_instead_of_being_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """DI-engine's distributed nodes wait on an asyncio loop; asyncio logs and swallows any exception a callback
+    raises except KeyboardInterrupt and SystemExit. A Ctrl-C landing in such a callback once printed a traceback
+    from a worker (a CI run failed on it) instead of ending the run through the stop path."""
+    import asyncio
+
+    from dqnkit.pipeline import Interrupted, InterruptSignals
+
+    async def wait_a_while() -> None:
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGINT)
+        await asyncio.sleep(2)
+
+    loop = asyncio.new_event_loop()
+    started = time.monotonic()
+    try:
+        with InterruptSignals() as signals, pytest.raises(Interrupted):
+            loop.run_until_complete(wait_a_while())
+    finally:
+        loop.close()
+    assert time.monotonic() - started < 1
+    assert signals.signum == signal.SIGINT
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -60,8 +60,10 @@ EVAL_SEED_OFFSET = 100_003  # evaluation episodes draw seeds apart from the coll
 COLLECTOR_STREAM = 1  # names the collector's numpy stream within the run seed's SeedSequence
 
 
-class Interrupted(Exception):
-    """Raised from a signal handler so that training unwinds through the normal stop path."""
+class Interrupted(KeyboardInterrupt):
+    """Raised from a signal handler so that training unwinds through the normal stop path. A KeyboardInterrupt, as
+    Ctrl-C's own exception is: asyncio (DI-engine's distributed nodes wait on its loop) and `except Exception`
+    clauses let it through instead of logging or swallowing it."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -736,7 +738,7 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 gc.freeze()
                 task.run()
                 stop_reason = _stop_reason(cfg, recorder) if recorder is not None else "finished"
-            except (KeyboardInterrupt, Interrupted) as e:
+            except KeyboardInterrupt as e:  # Interrupted included
                 stop_reason = "interrupted"
                 signum = e.signum if isinstance(e, Interrupted) else int(signal.SIGINT)
             except UserError:
