@@ -499,3 +499,19 @@ def test_a_signal_inside_an_asyncio_callback_unwinds_instead_of_being_logged(cap
     assert time.monotonic() - started < 1
     assert signals.signum == signal.SIGINT
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_a_signal_before_training_starts_exits_with_its_own_code(capsys: pytest.CaptureFixture[str]) -> None:
+    """A SIGTERM while dqn-train still builds its envs ends the command as 128 + 15, one line, no traceback."""
+    from dqnkit.cli.common import run
+    from dqnkit.pipeline import InterruptSignals
+
+    def builds_envs() -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        return 0
+
+    with InterruptSignals(), pytest.raises(SystemExit) as exited:
+        run("dqn-train", builds_envs)
+    assert exited.value.code == 143
+    assert capsys.readouterr().err == "dqn-train: interrupted\n"

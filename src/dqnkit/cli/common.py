@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -70,7 +71,7 @@ def run(prog: str, command: Callable[[], int]) -> NoReturn:
     except TrainingFailed as e:
         print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # dqn-train's SIGTERM handler raises one too, carrying its signal number
         print(f"{prog}: interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(128 + getattr(e, "signum", signal.SIGINT))
     sys.exit(code)
