@@ -483,7 +483,8 @@ def test_a_signal_inside_an_asyncio_callback_unwinds_instead_of_being_logged(cap
     from a worker (a CI run failed on it) instead of ending the run through the stop path."""
     import asyncio
 
-    from dqnkit.pipeline import Interrupted, InterruptSignals
+    from dqnkit.errors import Interrupted
+    from dqnkit.pipeline import InterruptSignals
 
     async def wait_a_while() -> None:
         asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGINT)

@@ -48,7 +48,7 @@ from dqnkit.ding_fixes import (
     nstep_reward_enhancer,
 )
 from dqnkit.envs import make_ding_env, require_fit
-from dqnkit.errors import TrainingFailed, UserError
+from dqnkit.errors import Interrupted, TrainingFailed, UserError, interrupting_signal
 from dqnkit.plotting import METRICS_FIELDS, plot_runs
 from dqnkit.progress import ProgressLine, format_duration
 
@@ -58,16 +58,6 @@ if TYPE_CHECKING:
 RUN_CONFIG = "run_config.yaml"  # main_config + create_config as given (after --set): what --resume reloads
 EVAL_SEED_OFFSET = 100_003  # evaluation episodes draw seeds apart from the collector's
 COLLECTOR_STREAM = 1  # names the collector's numpy stream within the run seed's SeedSequence
-
-
-class Interrupted(KeyboardInterrupt):
-    """Raised from a signal handler so that training unwinds through the normal stop path. A KeyboardInterrupt, as
-    Ctrl-C's own exception is: asyncio (DI-engine's distributed nodes wait on its loop) and `except Exception`
-    clauses let it through instead of logging or swallowing it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 @dataclass
@@ -739,8 +729,7 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 task.run()
                 stop_reason = _stop_reason(cfg, recorder) if recorder is not None else "finished"
             except KeyboardInterrupt as e:  # Interrupted included
-                stop_reason = "interrupted"
-                signum = e.signum if isinstance(e, Interrupted) else int(signal.SIGINT)
+                stop_reason, signum = "interrupted", interrupting_signal(e)
             except UserError:
                 raise  # storage failures: nothing more can be written
             except Exception as e:  # an env worker died, an env raised, a peer was lost: keep what was learned

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from dqnkit.errors import TrainingFailed, UserError
+from dqnkit.errors import TrainingFailed, UserError, interrupting_signal
 
 USER_ERROR_EXIT = 2
 
@@ -71,7 +70,7 @@ def run(prog: str, command: Callable[[], int]) -> NoReturn:
     except TrainingFailed as e:
         print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt as e:  # dqn-train's SIGTERM handler raises one too, carrying its signal number
+    except KeyboardInterrupt as e:  # dqn-train's SIGTERM handler raises one too
         print(f"{prog}: interrupted", file=sys.stderr)
-        sys.exit(128 + getattr(e, "signum", signal.SIGINT))
+        sys.exit(128 + interrupting_signal(e))
     sys.exit(code)
