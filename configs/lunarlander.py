@@ -1,8 +1,8 @@
 """LunarLander-v2 DQN (gym 0.25), starting from DI-engine's dizoo recipe (lunarlander_dqn_config.py).
 
-Kept from the recipe: dueling network with encoder [512, 64], 3-step returns, 8 + 8 envs, 100k replay, the target
-network copied every 100 updates (over seeds 0-15 the median run stopped after 62k env steps instead of 78k with
-every 250, at about the same 100-episode quality; over seeds 0-39, 80k).
+Kept from the recipe: dueling network with encoder [512, 64] (narrower and wider ones measured worse), 3-step
+returns, 8 + 8 envs, 100k replay, the target network copied every 100 updates (over seeds 0-15 the median run stopped
+after 62k env steps instead of 78k with every 250, at about the same 100-episode quality; over seeds 0-39, 80k).
 Changed (measurements in benchmarks/NOTES.md): discount 0.995 instead of 0.99 (over seeds 0-9 the median run
 stopped after 66k env steps instead of 112k: fewer runs hover for tens of thousands of steps); in-process envs (16
 subprocesses cost more than they give on 2 cores); twice the updates per env step (16 updates of batch 128 per 32
