@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import sys
 from datetime import date
 from pathlib import Path
@@ -13,7 +14,23 @@ RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
 def machine() -> str:
-    return f"{os.cpu_count()} cores, {sys.platform}, Python {sys.version.split()[0]}"
+    return f"{os.cpu_count()} cores ({cpu_model()}), {sys.platform}, Python {sys.version.split()[0]}"
+
+
+def cpu_model() -> str:
+    """The CPU's name and model number: math kernels differ between CPU models, and so does a seed's training run."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    fields: dict[str, str] = {}
+    for line in lines:
+        if not line.strip():
+            break  # the first processor's block says it
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    name, family, model = (fields.get(k, "?") for k in ("model name", "cpu family", "model"))
+    return f"{name}, family {family} model {model}"
 
 
 def command_line(script: str) -> str:
