@@ -413,18 +413,37 @@ def test_best_checkpoint_holds_the_weights_its_evaluation_scored(tmp_path: Path)
 
 
 def test_training_twice_in_one_process_leaves_nothing_out_of_the_garbage_collectors_reach(tmp_path: Path) -> None:
-    """dqnkit hides DI-engine's long-lived objects from the garbage collector while a run trains (gc.freeze);
-    a notebook or script that trains again must get the finished run's objects back into collection."""
+    """dqnkit hides DI-engine's long-lived objects from the garbage collector while a run trains (gc.freeze), and
+    flushes denormal floats to zero in its training loop; a notebook or script that trains again must get the
+    finished run's objects back into collection, and its own float math back as it was."""
     code = (
-        "import gc\n"
+        "import gc, torch\n"
         "from dqnkit.pipeline import TrainOptions, train\n"
         "for name in ('a', 'b'):\n"
         f"    options = TrainOptions(config={str(CONFIGS / 'cartpole.py')!r}, runs_dir={str(tmp_path)!r},\n"
         "                           exp_name=name, max_env_steps=600, quiet=True)\n"
         "    assert train(options) == 0\n"
-        "    print(name, gc.get_freeze_count())\n"
+        "    print(name, gc.get_freeze_count(), (torch.full((1,), 1e-38) * 0.01).item() > 0)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["a", "0", "b", "0"]
+    assert proc.stdout.split() == ["a", "0", "True", "b", "0", "True"]
     assert (tmp_path / "a" / "final.pth.tar").is_file() and (tmp_path / "b" / "final.pth.tar").is_file()
+
+
+@pytest.mark.parametrize("flushing_before", [False, True])
+def test_the_training_loop_flushes_denormals_and_restores_the_callers_setting(flushing_before: bool) -> None:
+    """Adam's state decays into denormal floats, which some CPUs handle several times slower: the training loop
+    computes with them flushed to zero, and leaves the process as it found it."""
+    from dqnkit.pipeline import _denormals_flushed
+
+    def underflow() -> float:
+        return (torch.full((1,), 1e-38) * 0.01).item()  # 1e-40: a float32 denormal
+
+    torch.set_flush_denormal(flushing_before)
+    try:
+        with _denormals_flushed():
+            assert underflow() == 0.0
+        assert (underflow() == 0.0) == flushing_before
+    finally:
+        torch.set_flush_denormal(False)

@@ -494,6 +494,24 @@ def _signal_handlers(handlers: dict[signal.Signals, Any]) -> Iterator[None]:
             signal.signal(s, h)
 
 
+@contextmanager
+def _denormals_flushed() -> Iterator[None]:
+    """Float math in this thread flushes denormal numbers to zero, as it was afterwards. Adam's first moment of a dead
+    ReLU unit's weights decays by 0.9 per update into the denormal range (a third of the LunarLander network's 512 x
+    64 layer within 15k updates), and on some CPUs every denormal costs a microcode assist: there the fused Adam step
+    took 4-5x as long. Flushed, such values become the zeros they are decaying to (benchmarks/NOTES.md: the same
+    results, ~10% less wall time)."""
+    import torch
+
+    # torch has no getter: a float64 denormal survives a tensor's creation only while flushing is off.
+    was_flushing = bool(torch.tensor([1e-323], dtype=torch.float64).item() == 0.0)
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(was_flushing)
+
+
 def _worker_signals() -> Any:
     """Env worker processes forked in here ignore Ctrl-C (which a terminal sends to the whole process group): the
     trainer alone decides how to stop and closes them after its final checkpoint. SIGTERM keeps its default, so
@@ -726,7 +744,8 @@ def run_plan(options: TrainOptions, plan: RunPlan, node: Node | None = None) -> 
                 # every full garbage collection rescanned it (0.3 s each: 9% of a LunarLander run). Unfrozen again
                 # below, so that a process training several times can still collect a finished run's cycles.
                 gc.freeze()
-                task.run()
+                with _denormals_flushed():  # here only: the evaluator child and env workers compute as dqn-eval does
+                    task.run()
                 stop_reason = _stop_reason(cfg, recorder) if recorder is not None else "finished"
             except KeyboardInterrupt as e:  # Interrupted included
                 stop_reason, signum = "interrupted", interrupting_signal(e)
