@@ -155,17 +155,39 @@ def context_exchanger(heartbeat: LearnerHeartbeat, start_env_step: int = 0) -> A
     the learner gives up after the heartbeat's timeout without trajectories, the other nodes when the learner has
     been silent that long, and every wait ends as soon as the run finishes. A collector still carries on after
     a while without news from a live learner, as DI-engine's does: a message the bus dropped must not stall both.
+
+    DI-engine's exchanger also races: the bus thread puts a collector's payload key by key while the learner's
+    thread waits for any key, so the learner could go on with the counters of a payload whose trajectories had not
+    landed yet (DI-engine's data_pusher then fails: "Either ctx.trajectories or ctx.episodes should be not None";
+    seen on a loaded machine), and merge could read the state while a payload was landing in it. Here a payload
+    lands whole, the learner waits for trajectories, and merge takes the state in one swap.
     """
     from ding.framework import task
     from ding.framework.middleware import ContextExchanger
 
     is_learner = task.has_role(task.role.LEARNER)
+    is_collector = task.has_role(task.role.COLLECTOR)
 
     class _Exchanger(ContextExchanger):
+        _state: dict[str, Any]  # DI-engine's: what arrived since the last merge
+
+        def __init__(self, skip_n_iter: int) -> None:
+            self._lock = threading.Lock()  # before the parent subscribes `put` to the bus
+            super().__init__(skip_n_iter=skip_n_iter)
+
+        def put(self, payload: Any) -> None:
+            with self._lock:
+                super().put(payload)
+
+        def _has_news(self) -> bool:
+            if is_learner:
+                return "trajectories" in self._state or "episodes" in self._state
+            return bool(self._state)
+
         def merge(self, ctx: Any) -> None:
             must_wait = is_learner or ctx.total_step >= self._skip_n_iter
             started = time.monotonic()
-            while must_wait and not self._state:
+            while must_wait and not self._has_news():
                 if task.finish:
                     return
                 waited = time.monotonic() - started
@@ -176,7 +198,14 @@ def context_exchanger(heartbeat: LearnerHeartbeat, start_env_step: int = 0) -> A
                 if not is_learner and waited > CARRY_ON_SECONDS:
                     break
                 time.sleep(0.001)
-            super().merge(ctx)
+            with self._lock:
+                state, self._state = self._state, {}
+            for key, value in state.items():  # as DI-engine's merge: counters arrive as increments, the rest as is
+                if not is_collector and key.startswith("increment_"):
+                    name = key.removeprefix("increment_")
+                    setattr(ctx, name, getattr(ctx, name) + value)
+                else:
+                    setattr(ctx, key, value)
 
     exchanger = _Exchanger(skip_n_iter=1)
     if start_env_step and task.has_role(task.role.COLLECTOR):
