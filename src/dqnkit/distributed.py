@@ -8,8 +8,8 @@ code. `--workers N` adds a supervisor: it starts the nodes, forwards Ctrl-C / SI
 a node dies.
 
 DI-engine 0.5.3 defects handled here (each named where it is handled): the exchangers' waits (forever on the learner,
-60 s then carry on elsewhere), n-step returns applied on both learner and collectors, checkpoints written by two
-nodes, and evaluation results that never reach the learner.
+60 s then carry on elsewhere) and the learner merging a payload still landing, n-step returns applied on both learner
+and collectors, checkpoints written by two nodes, and evaluation results that never reach the learner.
 """
 
 from __future__ import annotations
