@@ -500,7 +500,7 @@ def _denormals_flushed() -> Iterator[None]:
     Adam's first moment of a dead ReLU unit's weights decays by 0.9 per update into the denormal range (a third of
     the LunarLander network's 512 x 64 layer's within 15k updates), and on some CPUs every denormal costs a microcode
     assist: on one, Adam's step took 2.4x as long in a run. Flushed, such values become the zeros they are decaying
-    to (benchmarks/NOTES.md: the same weights bit for bit, 8-13% less wall time over 24k env steps there)."""
+    to (benchmarks/NOTES.md: the same weights bit for bit, ~9% less wall time over 24k env steps there)."""
     import torch
 
     # torch has no getter: a float64 denormal survives a tensor's creation only while flushing is off.
