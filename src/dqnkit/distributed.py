@@ -160,7 +160,8 @@ def context_exchanger(heartbeat: LearnerHeartbeat, start_env_step: int = 0) -> A
     thread waits for any key, so the learner could go on with the counters of a payload whose trajectories had not
     landed yet (DI-engine's data_pusher then fails: "Either ctx.trajectories or ctx.episodes should be not None";
     seen on a loaded machine), and merge could read the state while a payload was landing in it. Here a payload
-    lands whole, the learner waits for trajectories, and merge takes the state in one swap.
+    lands whole, the learner waits for trajectories, and merge takes the state in one swap. DI-engine's merge is
+    no longer called, so its own wait of up to 60 s no longer follows a collector's CARRY_ON_SECONDS.
     """
     from ding.framework import task
     from ding.framework.middleware import ContextExchanger
@@ -208,7 +209,7 @@ def context_exchanger(heartbeat: LearnerHeartbeat, start_env_step: int = 0) -> A
                     setattr(ctx, key, value)
 
     exchanger = _Exchanger(skip_n_iter=1)
-    if start_env_step and task.has_role(task.role.COLLECTOR):
+    if start_env_step and is_collector:
         # On --resume the collector's epsilon schedule continues from the run's env step; the exchanger sends
         # increments, so its baseline moves too (the learner's counter is restored from the checkpoint).
         task.ctx.env_step = start_env_step
