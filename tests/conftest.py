@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,15 +64,28 @@ def start_train(args: list[str], cwd: Path, prefix: list[str] | None = None) -> 
     )
 
 
-def wait_for_rows(metrics: Path, rows: int, proc: subprocess.Popen[str], timeout: float = 120) -> None:
-    """Wait until training has written `rows` evaluations to metrics.csv."""
+def wait_while_training(
+    proc: subprocess.Popen[str], done: Callable[[], bool], failure: str, timeout: float = 120
+) -> None:
+    """Poll `done` until it holds; fail with the trainer's stderr if it exits first, or with `failure` after
+    `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()[1]
-        if metrics.is_file() and len(metrics.read_text().splitlines()) > rows:
+        if done():
             return
-        time.sleep(0.2)
-    raise AssertionError(f"training did not reach {rows} evaluations in {timeout} s")
+        time.sleep(0.05)
+    raise AssertionError(f"{failure} in {timeout} s")
+
+
+def wait_for_rows(metrics: Path, rows: int, proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    """Wait until training has written `rows` evaluations to metrics.csv."""
+    wait_while_training(
+        proc,
+        lambda: metrics.is_file() and len(metrics.read_text().splitlines()) > rows,
+        f"training did not reach {rows} evaluations",
+        timeout,
+    )
 
 
 def session_processes(sid: int) -> list[int]:

@@ -20,7 +20,16 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import BIN, CONFIGS, assert_user_error, session_processes, start_train, wait_for_rows, wait_gone
+from conftest import (
+    BIN,
+    CONFIGS,
+    assert_user_error,
+    session_processes,
+    start_train,
+    wait_for_rows,
+    wait_gone,
+    wait_while_training,
+)
 from dqnkit.checkpoint import load_checkpoint
 
 
@@ -79,18 +88,6 @@ def _checkpoint_stamps(run: Path) -> dict[str, int]:
     return stamps
 
 
-def _wait_for_a_new_checkpoint(
-    run: Path, before: dict[str, int], proc: subprocess.Popen[str], timeout: float = 120
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[1]
-        if _checkpoint_stamps(run) != before:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"training wrote no checkpoint in {timeout} s")
-
-
 @pytest.mark.slow
 def test_kill_9_at_random_moments_never_truncates_a_checkpoint(tmp_path: Path) -> None:
     rng = random.Random(1234)
@@ -112,7 +109,9 @@ def test_kill_9_at_random_moments_never_truncates_a_checkpoint(tmp_path: Path) -
         before = _checkpoint_stamps(run)
         proc = start_train(["--resume", str(run), "--quiet"] if kill else fresh, tmp_path)
         # Kill at a random moment of training, not of start-up: how long start-up takes depends on the machine.
-        _wait_for_a_new_checkpoint(run, before, proc)
+        wait_while_training(
+            proc, lambda stamps=before: _checkpoint_stamps(run) != stamps, "training wrote no checkpoint"
+        )
         time.sleep(rng.uniform(0.0, 1.5))  # a checkpoint every 5 iters: kills land before, during and after writes
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
