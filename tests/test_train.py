@@ -251,6 +251,28 @@ def test_prioritized_replay_from_dings_own_config_keys(tmp_path: Path) -> None:
     assert all(float(loss) >= 0 for loss in losses[1:]) and len(losses) > 1
 
 
+def test_cartpole_trains_to_its_stop_value_with_the_munchausen_target(tmp_path: Path) -> None:
+    result = cli(
+        "dqn-train",
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--exp-name",
+        "mdqn",
+        "--set",
+        "policy.learn.td_target=munchausen",
+        "--max-env-steps",
+        "20000",
+        "--quiet",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "runs" / "mdqn"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stop_reason"] == "stop_value", summary
+    learn = yaml.safe_load((run / "config.yaml").read_text())["policy"]["learn"]
+    assert (learn["td_target"], learn["munchausen_tau"], learn["munchausen_alpha"]) == ("munchausen", 0.3, 0.9)
+
+
 # --- bad input: one line, exit code 2, nothing half-written ---------------------------------------------------
 
 
@@ -323,6 +345,27 @@ def test_eval_lag_must_leave_time_before_the_next_evaluation(tmp_path: Path) -> 
         "--set",
         "dqnkit.eval_lag=100",
         fragments=("dqnkit.eval_lag", "from 0 to eval_freq - 1 (99)", "not 100"),
+    )
+
+
+def test_td_target_must_be_one_the_learner_knows(tmp_path: Path) -> None:
+    _bad(
+        tmp_path,
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--set",
+        "policy.learn.td_target=munchhausen",
+        fragments=("policy.learn.td_target", "double_dqn, munchausen", "did you mean munchausen?"),
+    )
+    _bad(
+        tmp_path,
+        "--config",
+        str(CONFIGS / "cartpole.py"),
+        "--set",
+        "policy.learn.td_target=munchausen",
+        "--set",
+        "policy.learn.munchausen_tau=0",
+        fragments=("policy.learn.munchausen_tau", "> 0", "not 0.0"),
     )
 
 

@@ -1,7 +1,8 @@
 """Configs: load DI-engine-style configs from .py or .yaml, apply --set overrides, compile them.
 
 A config holds `main_config` and `create_config`, exactly as DI-engine's dizoo configs do. dqnkit reads one
-extra optional section, `main_config.dqnkit`, for the training budget and checkpointing (see DQNKIT_DEFAULTS).
+extra optional section, `main_config.dqnkit`, for the training budget and checkpointing (see DQNKIT_DEFAULTS), and
+three keys of `policy.learn` for the learner's target (see LEARN_DEFAULTS).
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ DQNKIT_DEFAULTS: dict[str, Any] = {
     # None: a quarter of policy.eval.evaluator.eval_freq.
     "eval_lag": None,
 }
+# Keys dqnkit's learner reads beside DQNPolicy's own in policy.learn (dqnkit.munchausen): the regression target.
+LEARN_DEFAULTS: dict[str, Any] = {
+    "td_target": "double_dqn",  # DQNPolicy's; or "munchausen"
+    "munchausen_tau": 0.3,  # the softmax temperature (DI-engine's mdqn: 0.03, for Atari's clipped rewards)
+    "munchausen_alpha": 0.9,  # the weight of the log-policy term
+}
+TD_TARGETS = ("double_dqn", "munchausen")
+
 # dqnkit keys whose null means something (no limit, no minimum, torch's default, the default lag): --set may clear
 # them.
 NULLABLE_KEYS = {
@@ -48,6 +57,21 @@ def checked_torch_threads(value: Any) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise UserError(f"dqnkit.torch_threads must be a whole number >= 1 or null, not {value!r}")
     return value
+
+
+def check_td_target(learn: Any) -> None:
+    """policy.learn's td_target and its Munchausen parameters as set, before any work."""
+    target = learn.td_target
+    if target not in TD_TARGETS:
+        close = difflib.get_close_matches(str(target), TD_TARGETS, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise UserError(f"policy.learn.td_target must be one of {', '.join(TD_TARGETS)}, not {target!r}{hint}")
+    if target == "munchausen":
+        tau, alpha = learn.munchausen_tau, learn.munchausen_alpha
+        if isinstance(tau, bool) or not isinstance(tau, int | float) or not tau > 0:
+            raise UserError(f"policy.learn.munchausen_tau must be a number > 0, not {tau!r}")
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not alpha >= 0:
+            raise UserError(f"policy.learn.munchausen_alpha must be a number >= 0, not {alpha!r}")
 
 
 def resolved_eval_lag(cfg: Any) -> int:
@@ -217,6 +241,8 @@ def compile_dqn_config(main: dict[str, Any], create: dict[str, Any], seed: int) 
 
     main = copy.deepcopy(main)
     main["dqnkit"] = {**DQNKIT_DEFAULTS, **main.get("dqnkit", {})}
+    policy = main.setdefault("policy", {})
+    policy["learn"] = {**LEARN_DEFAULTS, **policy.get("learn", {})}
     try:
         return compile_config(EasyDict(main), create_cfg=EasyDict(create), seed=seed, auto=True, save_cfg=False)
     except (KeyError, AttributeError, TypeError, ValueError, AssertionError) as e:

@@ -143,7 +143,8 @@ def fast_dqn_policy() -> type:
     wrappers (whose forward only calls them and takes an argmax) and gradients are cleared by dropping them
     (what `zero_grad` does, without its per-call overhead).
     The math, its order and so the results are DQNPolicy's own (tests/test_ding_fixes.py compares parameters
-    after many updates bit for bit)."""
+    after many updates bit for bit). With `policy.learn.td_target` "munchausen" the learner regresses on the
+    Munchausen target instead (dqnkit.munchausen), from one target-network forward over obs and next_obs."""
     import torch
     from ding.policy import DQNPolicy
     from ding.policy.common_utils import default_preprocess_learn
@@ -151,9 +152,17 @@ def fast_dqn_policy() -> type:
     from ding.torch_utils import to_device
     from ding.utils.data import default_collate, default_decollate
 
+    from dqnkit.munchausen import munchausen_nstep_target
     from dqnkit.replay import ReplayRow, gather_rows
 
     class FastDQNPolicy(DQNPolicy):
+        def _init_learn(self) -> None:
+            super()._init_learn()
+            learn = self._cfg.learn
+            self._munchausen: tuple[float, float] | None = None
+            if learn.get("td_target", "double_dqn") == "munchausen":
+                self._munchausen = (float(learn.munchausen_tau), float(learn.munchausen_alpha))
+
         def _act(self, model: Any, data: dict[int, Any], **kwargs: Any) -> dict[int, Any]:
             """DQNPolicy's collect and eval forwards, which switch the network to eval mode on every call
             (walking all its modules); here only after training switched it."""
@@ -193,15 +202,40 @@ def fast_dqn_policy() -> type:
                 if not network.training:
                     network.train()
             q_value = online(data["obs"])["logit"]
-            with torch.no_grad():
-                target_q_value = target(data["next_obs"])["logit"]
-                target_q_action = online(data["next_obs"])["logit"].argmax(dim=-1)  # double DQN
-            data_n = q_nstep_td_data(
-                q_value, target_q_value, data["action"], target_q_action, data["reward"], data["done"], data["weight"]
-            )
-            loss, td_error_per_sample = q_nstep_td_error(
-                data_n, self._gamma, nstep=self._nstep, value_gamma=data.get("value_gamma")
-            )
+            if self._munchausen is None:
+                with torch.no_grad():
+                    target_q_value = target(data["next_obs"])["logit"]
+                    target_q_action = online(data["next_obs"])["logit"].argmax(dim=-1)  # double DQN
+                data_n = q_nstep_td_data(
+                    q_value,
+                    target_q_value,
+                    data["action"],
+                    target_q_action,
+                    data["reward"],
+                    data["done"],
+                    data["weight"],
+                )
+                loss, td_error_per_sample = q_nstep_td_error(
+                    data_n, self._gamma, nstep=self._nstep, value_gamma=data.get("value_gamma")
+                )
+            else:
+                with torch.no_grad():
+                    rows = data["obs"].shape[0]
+                    both = target(torch.cat([data["obs"], data["next_obs"]]))["logit"]  # one forward for the two
+                    target_q_value = both[rows:]
+                    td_target = munchausen_nstep_target(
+                        both[:rows],
+                        target_q_value,
+                        data["action"],
+                        data["reward"],
+                        data["done"],
+                        self._gamma,
+                        *self._munchausen,
+                        value_gamma=data.get("value_gamma"),
+                    )
+                td_error_per_sample = (q_value.gather(1, data["action"].unsqueeze(1)).squeeze(1) - td_target) ** 2
+                weight = data["weight"]
+                loss = (td_error_per_sample if weight is None else td_error_per_sample * weight).mean()
             for group in self._optimizer.param_groups:
                 for parameter in group["params"]:
                     parameter.grad = None

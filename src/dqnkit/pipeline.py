@@ -33,6 +33,7 @@ import yaml
 from dqnkit import checkpoint as ckpt
 from dqnkit.config import (
     apply_overrides,
+    check_td_target,
     checked_torch_threads,
     compile_dqn_config,
     load_config_file,
@@ -194,6 +195,7 @@ def plan_run(options: TrainOptions, writes_run_folder: bool = True) -> RunPlan:
     if cfg.env.manager.type not in ("base", "subprocess"):
         raise UserError(f"env manager {cfg.env.manager.type!r} is not supported; use base or subprocess")
     checked_torch_threads(cfg.dqnkit.torch_threads)  # a bad setting fails before any work
+    check_td_target(cfg.policy.learn)
     cfg.dqnkit.eval_lag = resolved_eval_lag(cfg)  # config.yaml records the lag the run used
 
     # A collector or evaluator node of a distributed run writes nothing: the learner's host holds the run folder.
