@@ -12,8 +12,6 @@ the target network rates below its best, and the soft value of s' in place of do
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 
@@ -38,5 +36,5 @@ def munchausen_nstep_target(
     next_tau_log_pi = tau * torch.log_softmax(target_q_next_obs / tau, dim=-1)
     soft_value = (torch.softmax(target_q_next_obs / tau, dim=-1) * (target_q_next_obs - next_tau_log_pi)).sum(1)
     nstep = reward.shape[0]
-    returns: Any = nstep_return(nstep_return_data(reward, soft_value, done), gamma, nstep, value_gamma)
+    returns: torch.Tensor = nstep_return(nstep_return_data(reward, soft_value, done), gamma, nstep, value_gamma)
     return returns + bonus
