@@ -158,9 +158,9 @@ def fast_dqn_policy() -> type:
     class FastDQNPolicy(DQNPolicy):
         def _init_learn(self) -> None:
             super()._init_learn()
-            learn = self._cfg.learn
+            learn = self._cfg.learn  # compile_dqn_config gives every config config.LEARN_DEFAULTS' keys
             self._munchausen: tuple[float, float] | None = None
-            if learn.get("td_target", "double_dqn") == "munchausen":
+            if learn.td_target == "munchausen":
                 self._munchausen = (float(learn.munchausen_tau), float(learn.munchausen_alpha))
 
         def _act(self, model: Any, data: dict[int, Any], **kwargs: Any) -> dict[int, Any]:

@@ -13,6 +13,7 @@ the target network rates below its best, and the soft value of s' in place of do
 from __future__ import annotations
 
 import torch
+from ding.rl_utils.td import nstep_return, nstep_return_data
 
 
 def munchausen_nstep_target(
@@ -29,8 +30,6 @@ def munchausen_nstep_target(
     """The target for each row: `target_q_*` (B, A) from the target network, `action` (B,), `reward` (n, B),
     `done` (B,), `value_gamma` (B,) the discount of the bootstrap where windows may be shorter than n (None:
     gamma ** n)."""
-    from ding.rl_utils.td import nstep_return, nstep_return_data
-
     tau_log_pi = tau * torch.log_softmax(target_q_obs / tau, dim=-1)
     bonus = alpha * tau_log_pi.gather(1, action.unsqueeze(1)).squeeze(1).clamp(min=-1.0, max=0.0)
     next_tau_log_pi = tau * torch.log_softmax(target_q_next_obs / tau, dim=-1)
