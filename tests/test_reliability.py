@@ -261,13 +261,26 @@ def test_a_runs_folder_turned_read_only_stops_training_cleanly(tmp_path: Path) -
         os.killpg(proc.pid, signal.SIGKILL)
         pytest.skip("cannot bind-mount here")
     try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(runs)], check=True)
+        _remount_read_only(runs)
         _, err = proc.communicate(timeout=60)
     finally:
         subprocess.run(["umount", "-l", str(runs)], capture_output=True)
     assert proc.returncode == 2, err
     assert "Read-only file system" in _last_line(err) and "Traceback" not in err
     assert _all_checkpoints_load(runs / "ro")
+
+
+def _remount_read_only(path: Path) -> None:
+    """Turn the bind mount at `path` read-only. The kernel refuses (EBUSY) while a file there is open for writing,
+    and the trainer keeps writing metrics and checkpoints: try again until a moment with none open."""
+    deadline = time.monotonic() + 10
+    while True:
+        result = subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], capture_output=True, text=True)
+        if result.returncode == 0:
+            return
+        if "busy" not in result.stderr or time.monotonic() > deadline:
+            raise RuntimeError(f"mount -o remount,bind,ro {path}: {result.stderr.strip()}")
+        time.sleep(0.01)
 
 
 def _last_line(text: str) -> str:
