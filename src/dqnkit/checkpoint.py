@@ -8,26 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
 import re
-import tempfile
 import zipfile
-from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from dqnkit import __version__
 from dqnkit.errors import UserError
+from dqnkit.files import atomic_write_bytes
 
 FORMAT = "dqnkit-checkpoint"
 FORMAT_VERSION = 1
-# Order in which a run folder's checkpoints are preferred when the user names only the folder.
-BEST_FIRST = ("best.pth.tar", "final.pth.tar", "latest.pth.tar")
-NEWEST_FIRST = ("final.pth.tar", "latest.pth.tar", "best.pth.tar")
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def versions() -> dict[str, str]:
@@ -100,35 +93,6 @@ def build_checkpoint(
     return checkpoint
 
 
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write through a temporary file in the same folder, fsync it, then rename: never a truncated `path`."""
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; final files get the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    atomic_write(path, lambda f: f.write(data))
-
-
 def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:
     import torch
 
@@ -197,26 +161,6 @@ def model_state(obj: dict[str, Any], path: Path) -> dict[str, Any]:
             f"{path} holds non-finite weights (NaN or inf) in {bad[0]}: training diverged or the file is damaged"
         )
     return state
-
-
-def find_checkpoint(run_dir: Path, order: tuple[str, ...] = BEST_FIRST) -> Path:
-    if not run_dir.is_dir():
-        raise UserError(f"run folder not found: {run_dir}")
-    for name in order:
-        candidate = run_dir / name
-        if candidate.is_file():
-            return candidate
-    raise UserError(f"run folder {run_dir} holds no checkpoint ({', '.join(order)})")
-
-
-def resolve_checkpoint(path: str | Path, order: tuple[str, ...] = BEST_FIRST) -> Path:
-    """A checkpoint file as given, or the preferred checkpoint of a run folder."""
-    path = Path(path)
-    if path.is_dir():
-        return find_checkpoint(path, order)
-    if not path.exists():
-        raise UserError(f"no such file or folder: {path}")
-    return path
 
 
 def sha256_file(path: Path) -> str:

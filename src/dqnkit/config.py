@@ -29,62 +29,25 @@ DQNKIT_DEFAULTS: dict[str, Any] = {
     "stop_min_return": None,  # also require every eval episode >= this to stop (None: eval mean only)
     "fresh_eval_episodes": True,  # False: DI-engine's fixed evaluation start states
     "worker_timeout": 120,  # distributed runs: seconds a node waits for its peers before it stops as failed
-    # The learner's batch-128 matmuls run ~1.9x as fast on two threads, but a whole LunarLander run gains little or
-    # nothing (benchmarks/NOTES.md); None: torch's default.
+    # One thread: a second one speeds the learner's matmuls but not a whole run (benchmarks/NOTES.md); None: torch's
+    # default.
     "torch_threads": 1,
     # Evaluations run in a child process while training goes on; their results are acted on (metrics, best.pth.tar,
     # the stop rule) this many train iterations after the weights they scored, so that runs stay reproducible.
     # None: a quarter of policy.eval.evaluator.eval_freq.
     "eval_lag": None,
 }
-# Keys dqnkit's learner reads beside DQNPolicy's own in policy.learn (dqnkit.munchausen): the regression target.
+# Keys dqnkit's learner reads beside DQNPolicy's own in policy.learn (dingext.munchausen): the regression target.
 LEARN_DEFAULTS: dict[str, Any] = {
     "td_target": "double_dqn",  # DQNPolicy's; or "munchausen"
     "munchausen_tau": 0.3,  # the softmax temperature (DI-engine's mdqn: 0.03, for Atari's clipped rewards)
     "munchausen_alpha": 0.9,  # the weight of the log-policy term
 }
-TD_TARGETS = ("double_dqn", "munchausen")
-
 # dqnkit keys whose null means something (no limit, no minimum, torch's default, the default lag): --set may clear
 # them.
 NULLABLE_KEYS = {
     f"dqnkit.{name}" for name in ("max_env_steps", "max_train_iters", "stop_min_return", "torch_threads", "eval_lag")
 }
-
-
-def checked_torch_threads(value: Any) -> int | None:
-    """dqnkit.torch_threads as set: a whole number >= 1, or None for torch's default."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise UserError(f"dqnkit.torch_threads must be a whole number >= 1 or null, not {value!r}")
-    return value
-
-
-def check_td_target(learn: Any) -> None:
-    """policy.learn's td_target and its Munchausen parameters as set, before any work."""
-    target = learn.td_target
-    if target not in TD_TARGETS:
-        close = difflib.get_close_matches(str(target), TD_TARGETS, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]}?" if close else ""
-        raise UserError(f"policy.learn.td_target must be one of {', '.join(TD_TARGETS)}, not {target!r}{hint}")
-    if target == "munchausen":
-        tau, alpha = learn.munchausen_tau, learn.munchausen_alpha
-        if isinstance(tau, bool) or not isinstance(tau, int | float) or not tau > 0:
-            raise UserError(f"policy.learn.munchausen_tau must be a number > 0, not {tau!r}")
-        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not alpha >= 0:
-            raise UserError(f"policy.learn.munchausen_alpha must be a number >= 0, not {alpha!r}")
-
-
-def resolved_eval_lag(cfg: Any) -> int:
-    """dqnkit.eval_lag as a run uses it: the value set, or a quarter of eval_freq; at least 0, below eval_freq."""
-    eval_freq = int(cfg.policy.eval.evaluator.eval_freq)
-    value = cfg.dqnkit.eval_lag
-    if value is None:
-        return eval_freq // 4
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < eval_freq:
-        raise UserError(
-            f"dqnkit.eval_lag must be a whole number from 0 to eval_freq - 1 ({eval_freq - 1}) or null, not {value!r}"
-        )
-    return value
 
 
 def load_config_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,6 +1,14 @@
-"""dqnkit's exception types: what the CLI turns into one line and an exit code."""
+"""dqnkit's exception types, and how a command turns them into one line and an exit code."""
+
+from __future__ import annotations
 
 import signal
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+USER_ERROR_EXIT = 2
+FAILURE_EXIT = 1
 
 
 class UserError(Exception):
@@ -25,3 +33,20 @@ class Interrupted(KeyboardInterrupt):
 def interrupting_signal(interrupt: KeyboardInterrupt) -> int:
     """The signal behind an interrupt: Interrupted carries its own; Python raises a plain one for SIGINT."""
     return interrupt.signum if isinstance(interrupt, Interrupted) else int(signal.SIGINT)
+
+
+def run_command(prog: str, command: Callable[[], int]) -> NoReturn:
+    """Run a command and exit with its code; a UserError becomes one line on stderr and exit code 2, a
+    TrainingFailed one line and exit code 1, an interrupt 128 + the signal's number."""
+    try:
+        code = command()
+    except UserError as e:
+        print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the message held
+        sys.exit(USER_ERROR_EXIT)
+    except TrainingFailed as e:
+        print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        sys.exit(FAILURE_EXIT)
+    except KeyboardInterrupt as e:  # dqn-train's SIGTERM handler raises one too
+        print(f"{prog}: interrupted", file=sys.stderr)
+        sys.exit(128 + interrupting_signal(e))
+    sys.exit(code)

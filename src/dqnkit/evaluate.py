@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from dqnkit import checkpoint as ckpt
+from dqnkit import runfolder
 from dqnkit.envs import make_raw_env, require_fit
 from dqnkit.errors import UserError
+from dqnkit.validate import writable_file
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 
@@ -102,20 +103,11 @@ def _checkpoint_agent(path: Path, config_path: str | Path | None = None) -> Agen
     return Agent("checkpoint", net.source, meta, q_values)
 
 
-def newest_run(runs_dir: Path) -> Path:
-    if not runs_dir.is_dir():
-        raise UserError(f"no model given and no {runs_dir}/ folder here; pass a run folder, checkpoint or model file")
-    runs = [d for d in runs_dir.iterdir() if d.is_dir() and any((d / n).is_file() for n in ckpt.BEST_FIRST)]
-    if not runs:
-        raise UserError(f"no model given and no run with a checkpoint under {runs_dir}/")
-    return max(runs, key=lambda d: max((d / n).stat().st_mtime for n in ckpt.BEST_FIRST if (d / n).is_file()))
-
-
 def load_agent(model: str | Path, config_path: str | Path | None = None) -> Agent:
     """config_path: the training config, for plain DI-engine checkpoints (they store no architecture)."""
     path = Path(model)
     if path.is_dir():
-        return _checkpoint_agent(ckpt.find_checkpoint(path), config_path)
+        return _checkpoint_agent(runfolder.find_checkpoint(path), config_path)
     if not path.exists():
         raise UserError(f"no such model file or run folder: {path}")
     if path.suffix == ".onnx":
@@ -349,16 +341,6 @@ class Window:
     abort = finish
 
 
-def check_video_path(path: Path) -> None:
-    if path.suffix.lower() not in VIDEO_SUFFIXES:
-        raise UserError(f"--video {path}: the file must end in .mp4 or .gif")
-    parent = path.parent if str(path.parent) else Path()
-    if not parent.is_dir():
-        raise UserError(f"--video {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK) or path.is_dir():
-        raise UserError(f"--video {path}: cannot write there")
-
-
 def evaluate(
     model: str | Path,
     *,
@@ -381,7 +363,7 @@ def evaluate(
         video = Path(agent.path).parent / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
         log(f"no display found: recording to {video} instead of opening a window")
     if video is not None:
-        check_video_path(video)
+        writable_file(video, "--video", VIDEO_SUFFIXES)
     sink: Any = None
     if video is not None:
         # Off-screen rendering: keep SDL from looking for a display or a sound server.

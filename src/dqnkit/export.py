@@ -21,7 +21,10 @@ import numpy as np
 
 from dqnkit import checkpoint as ckpt
 from dqnkit.envs import make_raw_env, require_fit, reset_env, step_env
+from dqnkit.files import atomic_write_bytes
 from dqnkit.network import LoadedNetwork, greedy_wrapper, load_network
+from dqnkit.runfolder import default_export_dir
+from dqnkit.validate import writable_dir
 
 FORMATS = ("torchscript", "onnx")
 FILENAMES = {"torchscript": "model.pt", "onnx": "model.onnx"}
@@ -248,10 +251,6 @@ def reference_q(net: LoadedNetwork, obs: np.ndarray) -> np.ndarray:
 # --- the command's one call ----------------------------------------------------------------------------------------
 
 
-def default_out_dir(source: Path) -> Path:
-    return source.parent / "export"
-
-
 def export_checkpoint(
     ckpt_path: str | Path,
     *,
@@ -263,7 +262,8 @@ def export_checkpoint(
 ) -> ExportResult:
     net = load_network(ckpt_path, config_path)
     facts = require_fit(net.env_id, [net.obs_dim], net.action_count, f"the network in {net.source}")
-    out = Path(out_dir) if out_dir is not None else default_out_dir(net.source)
+    out = Path(out_dir) if out_dir is not None else default_export_dir(net.source)
+    writable_dir(out, "--out" if out_dir is not None else "export folder", create=False)
     meta = build_metadata(net, facts)
 
     blobs: dict[str, bytes] = {}
@@ -293,9 +293,9 @@ def export_checkpoint(
     file_info: dict[str, Any] = {}
     for fmt, blob in blobs.items():
         path = out / FILENAMES[fmt]
-        ckpt.atomic_write_bytes(path, blob)
+        atomic_write_bytes(path, blob)
         files[fmt] = path
         file_info[FILENAMES[fmt]] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
     report = {**meta, "files": file_info, "parity": parity}
-    ckpt.atomic_write_bytes(out / "export.json", json.dumps(report, indent=2).encode() + b"\n")
+    atomic_write_bytes(out / "export.json", json.dumps(report, indent=2).encode() + b"\n")
     return ExportResult(out, files, report)

@@ -6,9 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from dqnkit import checkpoint as ckpt
 from dqnkit.config import compile_dqn_config, load_config_file, to_plain
 from dqnkit.errors import UserError
+from dqnkit.runfolder import resolve_checkpoint
 
 
 @dataclass
@@ -40,7 +43,7 @@ def load_network(path: str | Path, config_path: str | Path | None = None) -> Loa
     """A dqnkit checkpoint (or run folder), or a plain DI-engine checkpoint plus the config it was trained with."""
     from dqnkit.quiet import import_ding_quietly
 
-    source = ckpt.resolve_checkpoint(path)
+    source = resolve_checkpoint(path)
     state = ckpt.load_checkpoint(source)
     weights = ckpt.model_state(state, source)
     if config_path is not None:
@@ -73,17 +76,17 @@ def load_network(path: str | Path, config_path: str | Path | None = None) -> Loa
     return LoadedNetwork(model=model, config=config, source=source, checkpoint=state)
 
 
-def greedy_wrapper(model: Any) -> Any:
+class GreedyQ(torch.nn.Module):
     """obs [B, obs_dim] float32 -> (q_values [B, n_actions], action [B] int64): the exported interface."""
-    import torch
 
-    class GreedyQ(torch.nn.Module):
-        def __init__(self, net: torch.nn.Module) -> None:
-            super().__init__()
-            self.net = net
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
 
-        def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            q_values = self.net(obs)["logit"]
-            return q_values, torch.argmax(q_values, dim=-1)
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q_values = self.net(obs)["logit"]
+        return q_values, torch.argmax(q_values, dim=-1)
 
+
+def greedy_wrapper(model: Any) -> GreedyQ:
     return GreedyQ(model).eval()

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from dqnkit import runfolder
 from dqnkit.errors import UserError
-
-METRICS_FIELDS = (
-    "env_step",
-    "train_iter",
-    "wall_seconds",
-    "eval_mean",
-    "eval_std",
-    "eval_min",
-    "eval_max",
-    "loss",
-)
+from dqnkit.files import atomic_write
 
 
 @dataclass
@@ -35,37 +22,18 @@ class Curve:
     stop_value: float | None
 
 
-def read_stop_value(run_dir: Path) -> float | None:
-    compiled = run_dir / "config.yaml"
-    if not compiled.is_file():
-        return None
-    data = yaml.safe_load(compiled.read_text()) or {}
-    value = data.get("env", {}).get("stop_value")
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
 def read_curve(run_dir: Path) -> Curve:
-    metrics = run_dir / "metrics.csv"
-    if not metrics.is_file():
-        raise UserError(f"{run_dir} has no metrics.csv: is it a dqnkit run folder?")
-    columns: dict[str, list[float]] = {k: [] for k in ("env_step", "wall_seconds", "eval_mean", "eval_min", "eval_max")}
-    try:
-        with open(metrics, newline="") as f:
-            for row in csv.DictReader(f):
-                for key, values in columns.items():
-                    values.append(float(row[key]))
-    except (KeyError, ValueError, TypeError) as e:
-        raise UserError(f"{metrics} is malformed ({e}); expected columns {', '.join(METRICS_FIELDS)}") from e
-    if not columns["env_step"]:
-        raise UserError(f"{metrics} has no evaluation rows yet")
+    rows = runfolder.read_metrics(run_dir)
+    if not rows:
+        raise UserError(f"{run_dir / runfolder.METRICS} has no evaluation rows yet")
     return Curve(
         label=run_dir.name,
-        env_step=columns["env_step"],
-        wall_seconds=columns["wall_seconds"],
-        mean=columns["eval_mean"],
-        low=columns["eval_min"],
-        high=columns["eval_max"],
-        stop_value=read_stop_value(run_dir),
+        env_step=[row["env_step"] for row in rows],
+        wall_seconds=[row["wall_seconds"] for row in rows],
+        mean=[row["eval_mean"] for row in rows],
+        low=[row["eval_min"] for row in rows],
+        high=[row["eval_max"] for row in rows],
+        stop_value=runfolder.read_stop_value(run_dir),
     )
 
 
@@ -101,16 +69,16 @@ def plot_curves(
         fig.suptitle(title)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        atomic_write(out, lambda f: fig.savefig(f, dpi=dpi, format="png"))
+    finally:
+        plt.close(fig)
     return out
 
 
 def _focus_y(axes: Any, curves: list[Curve], stop_values: list[float]) -> None:
-    """An untrained agent's first evaluations (LunarLander: -1,000 and a min band to -5,000) would squash every
-    later curve into a flat line: the y axis starts at the 5th percentile of the means instead."""
+    """An untrained agent's first evaluations would squash every later curve into a flat line: the y axis starts at
+    the 5th percentile of the means instead."""
     import numpy as np
 
     means = [v for c in curves for v in c.mean]

@@ -1,15 +1,12 @@
-"""What every dqnkit command shares: one-line errors with exit code 2, and argument types."""
+"""What every dqnkit command's parser shares: one-line usage errors with exit code 2, and argument types."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import NoReturn
 
-from dqnkit.errors import TrainingFailed, UserError, interrupting_signal
-
-USER_ERROR_EXIT = 2
+from dqnkit.errors import USER_ERROR_EXIT
 
 
 class Parser(argparse.ArgumentParser):
@@ -57,20 +54,3 @@ def finite_float(text: str) -> float:
     if value != value or value in (float("inf"), float("-inf")):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
-
-
-def run(prog: str, command: Callable[[], int]) -> NoReturn:
-    """Run a command; a UserError becomes one line on stderr and exit code 2."""
-    try:
-        code = command()
-    except UserError as e:
-        message = " ".join(str(e).split())  # one line, whatever the message held
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        sys.exit(USER_ERROR_EXIT)
-    except TrainingFailed as e:
-        print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt as e:  # dqn-train's SIGTERM handler raises one too
-        print(f"{prog}: interrupted", file=sys.stderr)
-        sys.exit(128 + interrupting_signal(e))
-    sys.exit(code)

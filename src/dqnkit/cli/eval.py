@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dqnkit.cli.common import make_parser, non_negative_int, positive_int, run
+from dqnkit.cli.common import make_parser, non_negative_int, positive_int
+from dqnkit.errors import run_command
 
 EPILOG = """\
 examples:
@@ -81,15 +82,16 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
 
     def command() -> int:
-        from dqnkit.errors import UserError
-        from dqnkit.evaluate import check_video_path, evaluate, newest_run
+        from dqnkit.evaluate import VIDEO_SUFFIXES, evaluate
         from dqnkit.quiet import silence_warnings
+        from dqnkit.runfolder import newest_run
+        from dqnkit.validate import writable_file
 
         silence_warnings()
         if args.video is not None:
-            check_video_path(args.video)
-        if args.json is not None and (not args.json.parent.is_dir() or args.json.is_dir()):
-            raise UserError(f"--json {args.json}: cannot write there (folder missing?)")
+            writable_file(args.video, "--video", VIDEO_SUFFIXES)
+        if args.json is not None:
+            writable_file(args.json, "--json")
         model = args.model
         if model is None:
             model = newest_run(args.runs_dir)
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
             args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
         return 0
 
-    run("dqn-eval", command)
+    run_command("dqn-eval", command)
 
 
 if __name__ == "__main__":

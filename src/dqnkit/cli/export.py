@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from dqnkit.cli.common import make_parser, positive_int, run
+from dqnkit.cli.common import make_parser, positive_int
+from dqnkit.errors import run_command
 
 EPILOG = """\
 examples:
@@ -37,8 +39,11 @@ def main(argv: list[str] | None = None) -> None:
     def command() -> int:
         from dqnkit.export import FORMATS, ParityError, export_checkpoint
         from dqnkit.quiet import silence_warnings
+        from dqnkit.validate import writable_dir
 
         silence_warnings()
+        if args.out is not None:
+            writable_dir(Path(args.out), "--out", create=False)
         formats = FORMATS if args.format == "all" else (args.format,)
         try:
             result = export_checkpoint(
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         print(result.out_dir / "export.json")
         return 0
 
-    run("dqn-export", command)
+    run_command("dqn-export", command)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dqnkit.cli.common import make_parser, run
+from dqnkit.cli.common import make_parser
+from dqnkit.errors import run_command
 
 EPILOG = """\
 examples:
@@ -26,17 +27,14 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
 
     def command() -> int:
-        from dqnkit.errors import UserError
         from dqnkit.plotting import plot_runs
+        from dqnkit.validate import writable_file
 
-        if args.out.suffix.lower() != ".png":
-            raise UserError(f"--out {args.out}: the file must end in .png")
-        if not (args.out.parent if str(args.out.parent) else Path()).is_dir():
-            raise UserError(f"--out {args.out}: folder {args.out.parent} does not exist")
+        writable_file(args.out, "--out", (".png",))
         print(plot_runs(args.runs, args.out, title=args.title))
         return 0
 
-    run("dqn-plot", command)
+    run_command("dqn-plot", command)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ import argparse
 import shlex
 import sys
 
-from dqnkit.cli.common import finite_float, make_parser, non_negative_int, positive_int, run
-from dqnkit.distributed import ROLES, Node, default_role, tcp_address  # stdlib only: --help stays fast
-from dqnkit.errors import UserError
+from dqnkit.cli.common import finite_float, make_parser, non_negative_int, positive_int
+from dqnkit.errors import UserError, run_command
+from dqnkit.nodes import ROLES, Node, default_role, tcp_address  # stdlib only: --help stays fast
 
 EPILOG = """\
 examples:
@@ -110,8 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     node = _node(args, build_parser())
 
     def command() -> int:
-        from dqnkit.distributed import launch_local, train_node
-        from dqnkit.pipeline import TrainOptions, train
+        from dqnkit.train.launch import launch_local, train_node
+        from dqnkit.train.pipeline import train
+        from dqnkit.train.plan import TrainOptions
 
         options = TrainOptions(
             config=args.config,
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
             return train_node(options, node)
         return train(options)
 
-    run("dqn-train", command)
+    run_command("dqn-train", command)
 
 
 if __name__ == "__main__":

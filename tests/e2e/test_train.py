@@ -434,7 +434,7 @@ def test_best_checkpoint_holds_the_weights_its_evaluation_scored(tmp_path: Path)
     best.pth.tar's recorded score exactly: the saved network is the one evaluated, not the one the learner
     trained further in the same iteration."""
     from dqnkit.evaluate import evaluate
-    from dqnkit.pipeline import EVAL_SEED_OFFSET
+    from dqnkit.train.pipeline import EVAL_SEED_OFFSET
 
     result = cli(
         "dqn-train",
@@ -461,7 +461,8 @@ def test_training_twice_in_one_process_leaves_nothing_out_of_the_garbage_collect
     finished run's objects back into collection, and its own float math back as it was."""
     code = (
         "import gc, torch\n"
-        "from dqnkit.pipeline import TrainOptions, train\n"
+        "from dqnkit.train.pipeline import train\n"
+        "from dqnkit.train.plan import TrainOptions\n"
         "for name in ('a', 'b'):\n"
         f"    options = TrainOptions(config={str(CONFIGS / 'cartpole.py')!r}, runs_dir={str(tmp_path)!r},\n"
         "                           exp_name=name, max_env_steps=600, quiet=True)\n"
@@ -478,14 +479,14 @@ def test_training_twice_in_one_process_leaves_nothing_out_of_the_garbage_collect
 def test_the_training_loop_flushes_denormals_and_restores_the_callers_setting(flushing_before: bool) -> None:
     """Adam's state decays into denormal floats, which some CPUs handle several times slower: the training loop
     computes with them flushed to zero, and leaves the process as it found it."""
-    from dqnkit.pipeline import _denormals_flushed
+    from dqnkit.train.processes import denormals_flushed
 
     def underflow() -> float:
         return (torch.full((1,), 1e-38) * 0.01).item()  # 1e-40: a float32 denormal
 
     torch.set_flush_denormal(flushing_before)
     try:
-        with _denormals_flushed():
+        with denormals_flushed():
             assert underflow() == 0.0
         assert (underflow() == 0.0) == flushing_before
     finally:

@@ -1,5 +1,5 @@
 """Evaluation beside training: DI-engine's interaction_evaluator in a child process, on the core the
-single-threaded learner leaves idle, instead of in the training loop (where it took ~20% of a LunarLander run).
+single-threaded learner leaves idle, instead of in the training loop (benchmarks/NOTES.md).
 
 At every evaluation point (interaction_evaluator's own rule: the first iteration, then every `eval_freq` train
 iterations) the training process sends the child a copy of the weights and carries on; the child scores them on
@@ -12,7 +12,6 @@ evaluated weights.
 The child's envs draw their episode seeds from the child's own numpy generator, so evaluation no longer shares
 the global numpy stream with the collector's epsilon-greedy draws (in one process it did: changing how often or
 how long evaluations ran changed training).
-Import only where DI-engine is wanted: the child runs DI-engine's evaluator.
 """
 
 from __future__ import annotations
@@ -25,8 +24,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from dqnkit.config import resolved_eval_lag
+import torch
+from ding.framework.context import OnlineRLContext
+from ding.framework.middleware import interaction_evaluator
+from ding.model import DQN
+
+from dqnkit.dingext.policy import FastDQNPolicy
 from dqnkit.errors import TrainingFailed
+from dqnkit.quiet import mute_ding_logging
+from dqnkit.train.recorder import Evaluation
 
 JOIN_SECONDS = 10.0  # how long close() waits for the child before killing it
 
@@ -37,14 +43,6 @@ def _serve(cfg: Any, make_env: Callable[[], Any], seed_env: Callable[[Any], None
     # The training process handles signals (a terminal's Ctrl-C reaches the whole group) and closes the pipe.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
         signal.signal(signum, signal.SIG_IGN)
-    import torch
-    from ding.framework.context import OnlineRLContext
-    from ding.framework.middleware import interaction_evaluator
-    from ding.model import DQN
-
-    from dqnkit.ding_fixes import fast_dqn_policy
-    from dqnkit.quiet import mute_ding_logging
-
     mute_ding_logging()
     torch.set_num_threads(1)
     env = make_env()
@@ -53,7 +51,7 @@ def _serve(cfg: Any, make_env: Callable[[], Any], seed_env: Callable[[Any], None
         eval_cfg.env.stop_value = float("inf")  # the training process applies the stop rule
         eval_cfg.policy.cuda = False  # a DQN this size evaluates fast enough on one core
         model = DQN(**eval_cfg.policy.model)
-        policy = fast_dqn_policy()(eval_cfg.policy, model=model, enable_field=["eval"])
+        policy = FastDQNPolicy(eval_cfg.policy, model=model, enable_field=["eval"])
         evaluate = interaction_evaluator(eval_cfg, policy.eval_mode, env)
         seed_env(env)  # after interaction_evaluator, which seeds its envs itself
         env.launch()
@@ -91,9 +89,9 @@ class BackgroundEvaluation:
     def __init__(self, cfg: Any, make_env: Callable[[], Any], seed_env: Callable[[Any], None]) -> None:
         self.model: Any = None  # the network whose weights are evaluated: set once the training process built it
         self._eval_freq = int(cfg.policy.eval.evaluator.eval_freq)
-        self._lag = resolved_eval_lag(cfg)
+        self._lag = int(cfg.dqnkit.eval_lag)  # resolved by validate.check_run_config
         self._pending: deque[dict[str, Any]] = deque()
-        self.current: dict[str, Any] | None = None
+        self.current: Evaluation | None = None
         # Forked before the training process starts threads, builds its model or its envs: the child gets the
         # imported DI-engine and torch for free (a fresh interpreter would spend seconds importing them again).
         context = multiprocessing.get_context("fork")
@@ -108,11 +106,7 @@ class BackgroundEvaluation:
         self.current = None
         if self._pending and ctx.train_iter >= self._pending[0]["train_iter"] + self._lag:
             self.current = self._receive(self._pending.popleft())
-            # For online_logger's TensorBoard curve, as interaction_evaluator leaves them.
-            ctx.eval_value = self.current["mean"]
-            ctx.eval_value_std, ctx.eval_value_min, ctx.eval_value_max = (
-                self.current[k] for k in ("std", "min", "max")
-            )
+            self.current.put_in(ctx)
         if ctx.last_eval_iter == -1 or ctx.train_iter - ctx.last_eval_iter >= self._eval_freq:
             request = {
                 "train_iter": int(ctx.train_iter),
@@ -123,7 +117,7 @@ class BackgroundEvaluation:
             self._pending.append(request)
             ctx.last_eval_iter = ctx.train_iter
 
-    def drain(self) -> list[dict[str, Any]]:
+    def drain(self) -> list[Evaluation]:
         """The evaluations still under way, once finished: a run that ends at a step limit keeps its last one."""
         done = []
         while self._pending:
@@ -136,7 +130,7 @@ class BackgroundEvaluation:
         except (BrokenPipeError, ConnectionResetError) as e:
             raise TrainingFailed(f"the evaluator process exited (code {self._process.exitcode})") from e
 
-    def _receive(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _receive(self, request: dict[str, Any]) -> Evaluation:
         try:
             result = self._conn.recv()
         except (EOFError, ConnectionResetError) as e:
@@ -144,7 +138,7 @@ class BackgroundEvaluation:
             raise TrainingFailed(f"the evaluator process exited (code {self._process.exitcode})") from e
         if "error" in result:
             raise TrainingFailed(f"evaluation failed: {result['error']}")
-        return {**request, **result}
+        return Evaluation(request["env_step"], request["train_iter"], **result, model=request["model"])
 
     def close(self) -> None:
         """Stop the child: it finishes the evaluation it is on, unless that takes longer than JOIN_SECONDS."""

@@ -1,6 +1,6 @@
 """A replay buffer for DI-engine's data_pusher and OffPolicyLearner that stores transitions as rows of one tensor
 per field, so that a sampled batch is gathered with one indexing per field instead of collated from 128 tree
-tensors. Import only where DI-engine is wanted: this module imports it."""
+tensors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from ding.data import Buffer, BufferedData
 
-from dqnkit.ding_fixes import squeeze_single_column
+from dqnkit.dingext.speedups import squeeze_single_column
 
 
 class ReplayRow:
@@ -31,7 +31,7 @@ class ArrayReplayBuffer(Buffer):
 
     Samples the same transitions as DequeBuffer for the same state of Python's `random` (the same
     `random.sample` call over positions, oldest first), so training gives bit-for-bit DequeBuffer's results.
-    A transition costs its tensors' bytes (~100 for LunarLander) instead of a tree of tensors (~5 KB).
+    A transition costs its tensors' bytes instead of a tree of tensors.
     Prioritized replay, which needs per-transition meta data and updates, uses DequeBuffer."""
 
     def __init__(self, size: int) -> None:

@@ -190,12 +190,10 @@ def test_an_env_worker_dying_while_its_env_resets_ends_the_run() -> None:
     import numpy as np
     from ding.envs import SubprocessEnvManagerV2
 
-    from dqnkit.ding_fixes import launched_once
-    from dqnkit.pipeline import _close_env
+    from dqnkit.dingext.envmanager import SubprocessEnvManager
+    from dqnkit.train.processes import close_env
 
-    manager = launched_once(SubprocessEnvManagerV2)(
-        env_fn=[_SlowResettingCartPole], cfg=SubprocessEnvManagerV2.default_config()
-    )
+    manager = SubprocessEnvManager(env_fn=[_SlowResettingCartPole], cfg=SubprocessEnvManagerV2.default_config())
     manager.launch()
     worker = manager._subprocesses[0]
     try:
@@ -211,7 +209,7 @@ def test_an_env_worker_dying_while_its_env_resets_ends_the_run() -> None:
             manager.launch()  # what StepCollector does when it finds the manager closed
         assert manager._subprocesses[0] is worker  # no fresh workers were started
     finally:
-        _close_env(manager, "collector")
+        close_env(manager, "collector")
     assert not worker.is_alive()
 
 
@@ -478,7 +476,7 @@ def test_a_signal_inside_an_in_process_env_step_still_counts_as_an_interruption(
     import numpy as np
     from ding.envs import BaseEnvManagerV2
 
-    from dqnkit.pipeline import InterruptSignals
+    from dqnkit.train.processes import InterruptSignals
 
     class CtrlCOnThirdStep(_CartPole):
         """Receives a real SIGINT in the middle of its third step."""
@@ -509,7 +507,7 @@ def test_a_signal_inside_an_asyncio_callback_unwinds_instead_of_being_logged(cap
     import asyncio
 
     from dqnkit.errors import Interrupted
-    from dqnkit.pipeline import InterruptSignals
+    from dqnkit.train.processes import InterruptSignals
 
     async def wait_a_while() -> None:
         asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGINT)
@@ -529,8 +527,8 @@ def test_a_signal_inside_an_asyncio_callback_unwinds_instead_of_being_logged(cap
 
 def test_a_signal_before_training_starts_exits_with_its_own_code(capsys: pytest.CaptureFixture[str]) -> None:
     """A SIGTERM while dqn-train still builds its envs ends the command as 128 + 15, one line, no traceback."""
-    from dqnkit.cli.common import run
-    from dqnkit.pipeline import InterruptSignals
+    from dqnkit.errors import run_command
+    from dqnkit.train.processes import InterruptSignals
 
     def builds_envs() -> int:
         os.kill(os.getpid(), signal.SIGTERM)
@@ -538,6 +536,6 @@ def test_a_signal_before_training_starts_exits_with_its_own_code(capsys: pytest.
         return 0
 
     with InterruptSignals(), pytest.raises(SystemExit) as exited:
-        run("dqn-train", builds_envs)
+        run_command("dqn-train", builds_envs)
     assert exited.value.code == 143
     assert capsys.readouterr().err == "dqn-train: interrupted\n"

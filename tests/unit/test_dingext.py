@@ -24,7 +24,7 @@ def _collect_cartpole(env_count: int, max_step: int, downstream: Callable[[Any, 
     from ding.utils import set_pkg_seed
 
     from dqnkit.config import compile_dqn_config, load_config_file
-    from dqnkit.pipeline import _env_manager
+    from dqnkit.train.pipeline import env_manager
 
     set_pkg_seed(0)
     main, create = load_config_file(CONFIGS / "cartpole.py")
@@ -32,7 +32,7 @@ def _collect_cartpole(env_count: int, max_step: int, downstream: Callable[[Any, 
     cfg = compile_dqn_config(main, create, seed=0)
     assert cfg.policy.collect.n_sample == 32
     policy = DQNPolicy(cfg.policy, model=DQN(**cfg.policy.model))
-    envs = _env_manager(cfg, env_count)
+    envs = env_manager(cfg, env_count)
     with task.start(ctx=OnlineRLContext()):
         envs.seed(0)
         envs.launch()
@@ -68,7 +68,7 @@ def test_nstep_windows_follow_each_env_across_collections() -> None:
 
     from ding.framework.middleware import nstep_reward_enhancer as ding_enhancer
 
-    from dqnkit.ding_fixes import nstep_reward_enhancer
+    from dqnkit.dingext.nstep import nstep_reward_enhancer
 
     cfg, chunks = _collected_chunks(steps=40)
     nstep, gamma = int(cfg.policy.nstep), float(cfg.policy.discount_factor)
@@ -132,7 +132,7 @@ def sampled_batches() -> list[list[Any]]:
     from ding.data import DequeBuffer
     from ding.framework.middleware import data_pusher
 
-    from dqnkit.ding_fixes import nstep_reward_enhancer
+    from dqnkit.dingext.nstep import nstep_reward_enhancer
 
     buffer_ = DequeBuffer(size=1000)
 
@@ -150,7 +150,7 @@ def test_fast_collation_gives_dqn_the_same_batch(sampled_batches: list[list[Any]
     from ding.policy.common_utils import default_preprocess_learn
     from ding.utils.data import collate_fn
 
-    from dqnkit.ding_fixes import fast_batch_collation
+    from dqnkit.dingext.speedups import fast_batch_collation
 
     real = collate_fn.ttorch_collate
     fast_batch_collation()
@@ -177,7 +177,7 @@ def test_fast_collation_leaves_nested_trees_to_ding() -> None:
     import treetensor.torch as ttorch
     from ding.utils.data import collate_fn
 
-    from dqnkit.ding_fixes import fast_batch_collation
+    from dqnkit.dingext.speedups import fast_batch_collation
 
     fast_batch_collation()
     trees = [ttorch.as_tensor({"a": {"b": torch.full((2,), float(i))}, "c": torch.tensor([i])}) for i in range(3)]
@@ -193,13 +193,13 @@ def _dqn_policy_and_fast_dqn_policy() -> tuple[Any, Any]:
     from ding.utils import set_pkg_seed
 
     from dqnkit.config import compile_dqn_config, load_config_file
-    from dqnkit.ding_fixes import fast_dqn_policy
+    from dqnkit.dingext.policy import FastDQNPolicy
 
     main, create = load_config_file(CONFIGS / "cartpole.py")
     main["policy"]["nstep"] = 3
     cfg = compile_dqn_config(main, create, seed=0)
     policies = []
-    for policy_class in (DQNPolicy, fast_dqn_policy()):
+    for policy_class in (DQNPolicy, FastDQNPolicy):
         set_pkg_seed(0)
         policies.append(policy_class(cfg.policy, model=DQN(**cfg.policy.model)))
     return policies[0], policies[1]
@@ -252,8 +252,8 @@ def twin_buffers() -> tuple[Any, Any]:
     from ding.data import DequeBuffer
     from ding.framework.middleware import data_pusher
 
-    from dqnkit.ding_fixes import nstep_reward_enhancer
-    from dqnkit.replay import ArrayReplayBuffer
+    from dqnkit.dingext.nstep import nstep_reward_enhancer
+    from dqnkit.dingext.replay import ArrayReplayBuffer
 
     deque_buffer, array_buffer = DequeBuffer(size=200), ArrayReplayBuffer(size=200)
     pushed: list[list[Any]] = []
@@ -299,7 +299,7 @@ def test_array_replay_buffer_holds_and_samples_what_deque_buffer_does(twin_buffe
 
 
 def test_array_replay_buffer_saves_and_loads_its_transitions(twin_buffers: tuple[Any, Any], tmp_path: Path) -> None:
-    from dqnkit.replay import ArrayReplayBuffer
+    from dqnkit.dingext.replay import ArrayReplayBuffer
 
     _, array_buffer = twin_buffers
     array_buffer.save_data(str(tmp_path / "replay.pt"))
@@ -339,7 +339,7 @@ def test_munchausen_learn_step_matches_dings_one_step_mdqn_policy(sampled_batche
     from ding.utils import set_pkg_seed
 
     from dqnkit.config import compile_dqn_config, load_config_file
-    from dqnkit.ding_fixes import fast_dqn_policy
+    from dqnkit.dingext.policy import FastDQNPolicy
 
     main, create = load_config_file(CONFIGS / "cartpole.py")
     main["policy"]["nstep"] = 1
@@ -350,7 +350,7 @@ def test_munchausen_learn_step_matches_dings_one_step_mdqn_policy(sampled_batche
     set_pkg_seed(0)
     reference = MDQNPolicy(mdqn_cfg, model=DQN(**cfg.policy.model))
     set_pkg_seed(0)
-    fast = fast_dqn_policy()(cfg.policy, model=DQN(**cfg.policy.model))
+    fast = FastDQNPolicy(cfg.policy, model=DQN(**cfg.policy.model))
     for group in reference._optimizer.param_groups:  # MDQNPolicy's Adam uses the paper's eps, 3.125e-4
         group["eps"] = fast._optimizer.param_groups[0]["eps"]
     one_step = [
@@ -376,7 +376,7 @@ def test_munchausen_target_over_three_steps_by_hand() -> None:
     gamma**2, no bootstrap) and one bootstrapping on the soft value of the state 3 steps on."""
     import math
 
-    from dqnkit.munchausen import munchausen_nstep_target
+    from dqnkit.dingext.munchausen import munchausen_nstep_target
 
     q_obs = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
     q_next = torch.tensor([[5.0, 5.0], [2.0, 0.0]])
