@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.dqnkit-installed
 ARGS ?=
 
-.PHONY: install train test test-fast lint format bench clean
+.PHONY: install train test test-fast lint format docs bench clean
 
 install: $(STAMP)
 
@@ -19,11 +19,14 @@ $(STAMP): requirements.lock pyproject.toml
 train: $(STAMP)
 	$(BIN)/dqn-train --config configs/lunarlander.py $(ARGS)
 
+# Everything: in-process unit tests first, then the real commands end to end.
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
+# The unit tests and each command's one-line error contract from the command line.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest tests/unit $(ARGS)
+	$(BIN)/python -m pytest tests/e2e -m contract $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts configs
@@ -34,8 +37,12 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests scripts configs
 	$(BIN)/ruff format src tests scripts configs
 
+# The docs site, strict: a broken link or a page missing from the navigation fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/site
+
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_train.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info build

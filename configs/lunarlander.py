@@ -1,16 +1,11 @@
 """LunarLander-v2 DQN (gym 0.25), starting from DI-engine's dizoo recipe (lunarlander_dqn_config.py).
 
-Kept from the recipe: dueling network with encoder [512, 64] (narrower and wider ones measured worse), 3-step
-returns, 8 + 8 envs, 100k replay, the target network copied every 100 updates (over seeds 0-15 the median run stopped
-after 62k env steps instead of 78k with every 250, at about the same 100-episode quality; over seeds 0-39, 80k).
-Changed (measurements in benchmarks/NOTES.md): discount 0.995 instead of 0.99 (over seeds 0-9 the median run
-stopped after 66k env steps instead of 112k: fewer runs hover for tens of thousands of steps); in-process envs (16
-subprocesses cost more than they give on 2 cores); twice the updates per env step (16 updates of batch 128 per 32
-env steps) at lr 5e-4; epsilon decaying exponentially from 1.0 towards 0.05 with a 15k-step time constant (0.40 at
-15k env steps, 0.10 at 44k: DI-engine's `exp` schedule); evaluation on 16 fresh episodes every 2,000 updates,
-stopping when their mean reaches 220 and none scores below 100 (the recipe's stop, mean of 8 replayed start states
->= 200, stops on lucky evaluations); `cuda` decided by dqn-train --device. The 3-step returns are the standard ones
-(dqnkit's corrected n-step enhancer, see benchmarks/NOTES.md), not DI-engine 0.5.3's.
+Kept from the recipe: the dueling network with encoder [512, 64], 3-step returns, 8 + 8 envs, a 100k replay buffer,
+the target network copied every 100 updates. Changed, each where measurements said so (benchmarks/NOTES.md):
+discount 0.995; in-process envs; 16 updates of batch 128 per 32 env steps at lr 5e-4; epsilon decaying exponentially
+from 1.0 towards 0.05 (DI-engine's `exp` schedule); evaluation on 16 fresh episodes every 2,000 updates, stopping
+when their mean reaches 220 and none scores below 100 (the recipe's mean of 8 replayed start states stops on lucky
+evaluations); `cuda` decided by dqn-train --device.
 """
 
 from easydict import EasyDict

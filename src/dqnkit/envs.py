@@ -51,9 +51,9 @@ def _no_particle(*_args: Any) -> _InertParticle:
 
 def _without_decorative_particles(env: Any) -> Any:
     """gym 0.25's LunarLander creates a Box2D body for every engine puff and removes them only while rendering:
-    with no window they pile up (hundreds per episode) and make each physics step ~3x slower. They only ever touch
-    the ground (Gymnasium's LunarLander-v3 skips them when not rendering, "no impact on the physics"), so an env
-    without a window creates none: bit-identical observations and rewards (tests/test_eval.py)."""
+    with no window they pile up and slow every physics step (benchmarks/NOTES.md). They only ever touch the ground
+    (Gymnasium's LunarLander-v3 skips them when not rendering, "no impact on the physics"), so an env without a
+    window creates none: bit-identical observations and rewards (tests/e2e/test_eval.py)."""
     lander = env.unwrapped
     if hasattr(lander, "_create_particle"):
         lander._create_particle = _no_particle  # this env only
@@ -71,7 +71,7 @@ def make_raw_env(env_id: str, render_mode: str | None = None) -> Any:
             render_mode = "single_rgb_array"  # gym 0.25's "rgb_array" returns every frame since reset
         # gym 0.25's default wrappers print deprecation noise on every make.
         with quiet_output():
-            # The passive env checker only validates a new env's API; it costs ~1/3 of LunarLander's step time.
+            # The passive env checker only validates a new env's API, at a cost on every step (benchmarks/NOTES.md).
             env = gym.make(env_id, render_mode=render_mode, new_step_api=True, disable_env_checker=True)
         return env if render_mode is not None else _without_decorative_particles(env)
     import gymnasium

@@ -45,8 +45,8 @@ def import_ding_quietly() -> None:
     """Import the heavy DI-engine modules once, with their banners and warnings suppressed."""
     silence_warnings()
     if "ding.framework.middleware" not in sys.modules:
-        # The import creates ~340k objects that live until exit: with the collector on, it rescans them again and
-        # again during the import (0.5 s of 1.9), and every full collection later would rescan them too.
+        # The import creates hundreds of thousands of objects that live until exit: with the collector on, it rescans
+        # them again and again during the import, and every full collection later would too (benchmarks/NOTES.md).
         collecting = gc.isenabled()
         gc.disable()
         try:

@@ -243,6 +243,7 @@ def test_plot_writes_a_png_of_the_expected_size(trained_cartpole: Path, tmp_path
 # --- bad input ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.contract
 def test_a_file_that_is_not_a_model(tmp_path: Path) -> None:
     for name in ("model.onnx", "model.pt", "best.pth.tar"):
         bogus = tmp_path / name
@@ -273,6 +274,7 @@ def test_zero_episodes(exported_cartpole: Path) -> None:
     assert_user_error(cli("dqn-eval", str(exported_cartpole / "model.onnx"), "--episodes", "0"), "--episodes")
 
 
+@pytest.mark.contract
 def test_plot_of_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     assert_user_error(cli("dqn-plot", str(tmp_path), "--out", str(tmp_path / "x.png")), "no metrics.csv")
 

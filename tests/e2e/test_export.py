@@ -177,10 +177,12 @@ with task.start(ctx=OnlineRLContext()):
 # --- bad input ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.contract
 def test_missing_path(tmp_path: Path) -> None:
     assert_user_error(cli("dqn-export", "--ckpt", str(tmp_path / "nope.pth.tar")), "no such file")
 
 
+@pytest.mark.contract
 def test_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
     bogus = tmp_path / "notes.pth.tar"
     bogus.write_text("hello, I am a text file\n")
@@ -209,6 +211,12 @@ def test_weights_that_do_not_fit_the_config(trained_cartpole: Path) -> None:
         str(CONFIGS / "lunarlander.py"),
     )
     assert_user_error(result, "do not fit")
+
+
+def test_an_output_folder_that_cannot_be_made(trained_cartpole: Path, tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("")
+    result = cli("dqn-export", "--ckpt", str(trained_cartpole), "--out", str(tmp_path / "a_file" / "export"))
+    assert_user_error(result, "--out", "is not writable")
 
 
 def test_run_folder_without_checkpoints(tmp_path: Path) -> None:

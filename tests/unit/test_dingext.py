@@ -399,3 +399,14 @@ def test_munchausen_target_over_three_steps_by_hand() -> None:
         0.5 * math.log(0.5) + 1.0 + 0.5 * 1.0 + 0.25 * 1.0 + 0.125 * soft_value,
     ]
     torch.testing.assert_close(target, torch.tensor(expected))
+
+
+def test_another_ding_version_is_refused_with_one_line() -> None:
+    from dqnkit.dingext import WRITTEN_FOR, check_ding_version
+    from dqnkit.errors import UserError
+
+    check_ding_version(WRITTEN_FOR)
+    with pytest.raises(UserError, match=r"DI-engine 0\.6\.0 is installed, .* written for DI-engine 0\.5\.3"):
+        check_ding_version("0.6.0")
+    with pytest.raises(UserError, match="DI-engine is not installed"):
+        check_ding_version(None)
