@@ -162,14 +162,14 @@ def writable_dir(directory: Path, what: str, create: bool = True) -> None:
     """Prove that files can be written in `directory`, creating it (create) or checking the folder it would be
     created in, or a UserError naming `what` (the option or setting the path came from) and the reason."""
     existing = directory
-    while not create and not existing.exists() and existing != existing.parent:
+    while not existing.exists() and existing != existing.parent:
         existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{what} {directory} is not writable: {existing} is a file, not a folder")
     try:
         if create:
             directory.mkdir(parents=True, exist_ok=True)
-        elif not existing.is_dir():
-            raise NotADirectoryError(20, "Not a directory", str(existing))
-        _probe(existing)
+        _probe(directory if create else existing)
     except OSError as e:
         raise UserError(f"{what} {directory} is not writable ({e.strerror or e}); choose another folder") from e
 

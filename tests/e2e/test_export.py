@@ -216,7 +216,7 @@ def test_weights_that_do_not_fit_the_config(trained_cartpole: Path) -> None:
 def test_an_output_folder_that_cannot_be_made(trained_cartpole: Path, tmp_path: Path) -> None:
     (tmp_path / "a_file").write_text("")
     result = cli("dqn-export", "--ckpt", str(trained_cartpole), "--out", str(tmp_path / "a_file" / "export"))
-    assert_user_error(result, "--out", "is not writable")
+    assert_user_error(result, "--out", "is a file, not a folder")
 
 
 def test_run_folder_without_checkpoints(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def test_cuda_without_cuda(tmp_path: Path) -> None:
 def test_unwritable_runs_dir(tmp_path: Path) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    with pytest.raises(UserError, match=r"--runs-dir .* is not writable"):
+    with pytest.raises(UserError, match=r"--runs-dir .* is not writable: .*a_file is a file, not a folder"):
         _plan(tmp_path, runs_dir=str(blocker / "runs"))
 
 
@@ -141,10 +141,10 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
 
 def test_output_folders_that_cannot_be_written(tmp_path: Path, read_only_dir: Path) -> None:
     (tmp_path / "file").write_text("")
-    with pytest.raises(UserError, match=r"--out .*file/export is not writable"):
+    with pytest.raises(UserError, match=r"--out .*file/export is not writable: .*file is a file, not a folder"):
         writable_dir(tmp_path / "file" / "export", "--out", create=False)
-    with pytest.raises(UserError, match=r"--runs-dir .*is not writable"):
-        writable_dir(tmp_path / "file" / "runs", "--runs-dir")
+    with pytest.raises(UserError, match=r"--runs-dir .*file is a file, not a folder"):
+        writable_dir(tmp_path / "file", "--runs-dir")
     with pytest.raises(UserError, match="Read-only file system"):
         writable_dir(read_only_dir / "runs", "--runs-dir")
     with pytest.raises(UserError, match="Read-only file system"):
