@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pickle
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +101,37 @@ def wait_gone(sid: int, timeout: float = 20) -> list[int]:
     while time.monotonic() < deadline and session_processes(sid):
         time.sleep(0.2)
     return session_processes(sid)
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str, read_only: bool = False) -> Iterator[Path]:
+    """A real tmpfs of `size` mounted at `path` (read-only: a filesystem that refuses writes, which root's permission
+    bits do not give); the test is skipped where mounting is not allowed."""
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"{'ro,' if read_only else ''}size={size}"
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+class _Exploit:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # unpickling this would create the marker file
+        return (open, (self.marker, "w"))
+
+
+def hostile_checkpoint(path: Path, marker: Path) -> Path:
+    """A file torch.load would accept only by unpickling an object whose loading creates `marker`."""
+    import torch
+
+    torch.save({"model": {}, "payload": _Exploit(str(marker))}, path, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import onnx
 import pytest
 import torch
 
-from conftest import CONFIGS, assert_user_error, cli
+from conftest import CONFIGS, assert_user_error, cli, hostile_checkpoint
 
 # A module finder that makes the named packages impossible to import, as on a machine without them.
 BLOCKER = """
@@ -224,18 +223,10 @@ def test_run_folder_without_checkpoints(tmp_path: Path) -> None:
     assert_user_error(cli("dqn-export", "--ckpt", str(tmp_path / "empty_run")), "holds no checkpoint")
 
 
-class _Exploit:
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):  # unpickling this would create the marker file
-        return (open, (self.marker, "w"))
-
-
 def test_checkpoint_needing_arbitrary_unpickling_is_refused_and_never_run(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pth.tar"
-    torch.save({"model": {}, "payload": _Exploit(str(marker))}, evil, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    hostile_checkpoint(evil, marker)
     assert not marker.exists()
     assert_user_error(cli("dqn-export", "--ckpt", str(evil)), "refused")
     assert not marker.exists(), "the checkpoint's code ran"

@@ -26,6 +26,7 @@ from conftest import (
     assert_user_error,
     session_processes,
     start_train,
+    tmpfs,
     wait_for_rows,
     wait_gone,
     wait_while_training,
@@ -213,20 +214,8 @@ def test_an_env_worker_dying_while_its_env_resets_ends_the_run() -> None:
     assert not worker.is_alive()
 
 
-@contextlib.contextmanager
-def _tmpfs(path: Path, size: str):
-    path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
-
-
 def test_a_full_disk_stops_training_with_one_line_and_intact_checkpoints(tmp_path: Path) -> None:
-    with _tmpfs(tmp_path / "runs", "1800k") as runs:
+    with tmpfs(tmp_path / "runs", "1800k") as runs:
         proc = start_train(
             [
                 "--config",

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import hostile_checkpoint
 from dqnkit import checkpoint as ckpt
 from dqnkit.errors import UserError
 
@@ -67,18 +67,10 @@ def test_files_that_are_not_checkpoints(tmp_path: Path, content: bytes | None, f
         ckpt.load_checkpoint(path)
 
 
-class _Exploit:
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):  # unpickling this would create the marker file
-        return (open, (self.marker, "w"))
-
-
 def test_a_pickle_that_would_run_code_is_refused_unrun(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pth.tar"
-    torch.save({"model": {}, "payload": _Exploit(str(marker))}, evil, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    hostile_checkpoint(evil, marker)
     with pytest.raises(UserError, match=r"refused.*nothing in it was run"):
         ckpt.load_checkpoint(evil)
     assert not marker.exists()

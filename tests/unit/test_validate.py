@@ -3,14 +3,13 @@ paths."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import CONFIGS
+from conftest import CONFIGS, tmpfs
 from dqnkit.errors import UserError
 from dqnkit.validate import RANGES, Range, writable_dir, writable_file
 
@@ -127,16 +126,8 @@ def test_every_range_describes_itself_in_words() -> None:
 
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    """A folder on a filesystem mounted read-only (root ignores permission bits, a read-only mount it does not)."""
-    path = tmp_path / "ro"
-    path.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "1m", read_only=True) as path:
         yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def test_output_folders_that_cannot_be_written(tmp_path: Path, read_only_dir: Path) -> None:
