@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,6 +133,38 @@ def hostile_checkpoint(path: Path, marker: Path) -> Path:
 
     torch.save({"model": {}, "payload": _Exploit(str(marker))}, path, pickle_protocol=pickle.HIGHEST_PROTOCOL)
     return path
+
+
+def collect_cartpole(env_count: int, max_step: int, downstream: Callable[[Any, Any], list[Any]]) -> Any:
+    """Run DI-engine's eps_greedy_handler and StepCollector (n_sample 32) on `env_count` seeded CartPole envs with
+    nstep 3, followed by the middleware `downstream(cfg, task)` returns. Returns the compiled config."""
+    from ding.framework import task
+    from ding.framework.context import OnlineRLContext
+    from ding.framework.middleware import StepCollector, eps_greedy_handler
+    from ding.model import DQN
+    from ding.policy import DQNPolicy
+    from ding.utils import set_pkg_seed
+
+    from dqnkit.config import compile_dqn_config, load_config_file
+    from dqnkit.train.pipeline import env_manager
+
+    set_pkg_seed(0)
+    main, create = load_config_file(CONFIGS / "cartpole.py")
+    main["policy"]["nstep"] = 3
+    cfg = compile_dqn_config(main, create, seed=0)
+    assert cfg.policy.collect.n_sample == 32
+    policy = DQNPolicy(cfg.policy, model=DQN(**cfg.policy.model))
+    envs = env_manager(cfg, env_count)
+    with task.start(ctx=OnlineRLContext()):
+        envs.seed(0)
+        envs.launch()
+        task.use(eps_greedy_handler(cfg))
+        task.use(StepCollector(cfg, policy.collect_mode, envs))
+        for middleware in downstream(cfg, task):
+            task.use(middleware)
+        task.run(max_step=max_step)
+        envs.close()
+    return cfg
 
 
 @pytest.fixture(scope="session")

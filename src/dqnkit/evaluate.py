@@ -87,6 +87,7 @@ def _checkpoint_agent(path: Path, config_path: str | Path | None = None) -> Agen
     from dqnkit.network import load_network
 
     net = load_network(path, config_path)
+    q = net.q_module()  # IQN: at the fractions dqn-export uses by default
     facts = env_facts(net.env_id)
     meta = {
         "env_id": net.env_id,
@@ -98,7 +99,7 @@ def _checkpoint_agent(path: Path, config_path: str | Path | None = None) -> Agen
 
     def q_values(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return net.model(torch.from_numpy(obs))["logit"].numpy()
+            return q(torch.from_numpy(obs)).numpy()
 
     return Agent("checkpoint", net.source, meta, q_values)
 

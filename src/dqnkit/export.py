@@ -22,7 +22,7 @@ import numpy as np
 from dqnkit import checkpoint as ckpt
 from dqnkit.envs import make_raw_env, require_fit, reset_env, step_env
 from dqnkit.files import atomic_write_bytes
-from dqnkit.network import LoadedNetwork, greedy_wrapper, load_network
+from dqnkit.network import IQN_FRACTIONS, LoadedNetwork, greedy_wrapper, load_network
 from dqnkit.runfolder import default_export_dir
 from dqnkit.validate import writable_dir
 
@@ -64,8 +64,11 @@ def build_metadata(net: LoadedNetwork, facts: dict[str, Any]) -> dict[str, Any]:
         "env_id": net.env_id,
         "obs_shape": [net.obs_dim],
         "action_count": net.action_count,
+        "policy_type": net.policy_type,
+        # IQN's Q-values are the mean over these evenly spaced quantile fractions; None for the other types.
+        "iqn_fractions": net.fractions if net.policy_type == "iqn" else None,
         "encoder_hidden_size_list": model_cfg.get("encoder_hidden_size_list"),
-        "dueling": bool(model_cfg.get("dueling", True)),
+        "dueling": bool(model_cfg.get("dueling", net.policy_type in ("dqn", "rainbow"))),
         "reward_threshold": facts["reward_threshold"],
         "render_fps": facts["render_fps"],
         "source_checkpoint": str(net.source),
@@ -90,7 +93,7 @@ def build_metadata(net: LoadedNetwork, facts: dict[str, Any]) -> dict[str, Any]:
 def torchscript_bytes(net: LoadedNetwork, meta: dict[str, Any]) -> bytes:
     import torch
 
-    wrapper = greedy_wrapper(net.model)
+    wrapper = greedy_wrapper(net)
     example = torch.zeros(2, net.obs_dim, dtype=torch.float32)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -104,7 +107,7 @@ def onnx_bytes(net: LoadedNetwork, meta: dict[str, Any], opset: int) -> bytes:
     import onnx
     import torch
 
-    wrapper = greedy_wrapper(net.model)
+    wrapper = greedy_wrapper(net)
     example = torch.zeros(2, net.obs_dim, dtype=torch.float32)
     buffer = io.BytesIO()
     batch = {0: "batch"}
@@ -151,6 +154,7 @@ def parity_observations(net: LoadedNetwork, facts: dict[str, Any], count: int, s
     import torch
 
     rng = np.random.default_rng(seed)
+    q = net.q_module()
     visited: list[np.ndarray] = []
     env = make_raw_env(net.env_id)
     try:
@@ -165,7 +169,7 @@ def parity_observations(net: LoadedNetwork, facts: dict[str, Any], count: int, s
                     action = int(rng.integers(net.action_count))
                 else:
                     with torch.no_grad():
-                        action = int(net.model(torch.from_numpy(obs[None]))["logit"].argmax(-1).item())
+                        action = int(q(torch.from_numpy(obs[None])).argmax(-1).item())
                 obs, _, done, _ = step_env(env, action)
             episode += 1
     finally:
@@ -244,7 +248,7 @@ def reference_q(net: LoadedNetwork, obs: np.ndarray) -> np.ndarray:
 
     with torch.no_grad():
         return np.concatenate(
-            [net.model(torch.from_numpy(obs[i : i + 256]))["logit"].numpy() for i in range(0, len(obs), 256)]
+            [net.reference_q(torch.from_numpy(obs[i : i + 256])).numpy() for i in range(0, len(obs), 256)]
         ).astype(np.float64)
 
 
@@ -258,9 +262,10 @@ def export_checkpoint(
     out_dir: str | Path | None = None,
     opset: int = DEFAULT_OPSET,
     config_path: str | Path | None = None,
+    fractions: int = IQN_FRACTIONS,
     log: Any = print,
 ) -> ExportResult:
-    net = load_network(ckpt_path, config_path)
+    net = load_network(ckpt_path, config_path, fractions)
     facts = require_fit(net.env_id, [net.obs_dim], net.action_count, f"the network in {net.source}")
     out = Path(out_dir) if out_dir is not None else default_export_dir(net.source)
     writable_dir(out, "--out" if out_dir is not None else "export folder", create=False)

@@ -13,6 +13,7 @@ from typing import Any
 from dqnkit.errors import UserError
 
 TD_TARGETS = ("double_dqn", "munchausen")
+POLICY_TYPES = ("dqn", "c51", "qrdqn", "iqn", "rainbow")  # dingext.family.ALGORITHMS builds each
 ENV_MANAGERS = ("base", "subprocess")
 EPSILON_SCHEDULES = ("exp", "linear")
 
@@ -105,6 +106,8 @@ def check_ranges(cfg: Any) -> None:
     sizes = [int(x) for x in cfg.policy.model.get("encoder_hidden_size_list") or []]
     if any(size < 1 for size in sizes):
         raise UserError(f"policy.model.encoder_hidden_size_list must hold whole numbers >= 1, not {sizes!r}")
+    if cfg.policy.get("priority_IS_weight") and not cfg.policy.get("priority"):
+        raise UserError("policy.priority_IS_weight needs policy.priority (prioritized replay): set both or neither")
     batch, buffer = cfg.policy.learn.batch_size, cfg.policy.other.replay_buffer.replay_buffer_size
     if buffer < batch:
         raise UserError(
@@ -113,9 +116,34 @@ def check_ranges(cfg: Any) -> None:
         )
 
 
-def check_td_target(learn: Any) -> None:
+def check_policy_type(create: dict[str, Any]) -> None:
+    """create_config.policy.type, before DI-engine compiles the config around it."""
+    policy = create.get("policy")
+    _one_of("create_config.policy.type", policy.get("type") if isinstance(policy, dict) else None, POLICY_TYPES)
+
+
+def _check_family_model(cfg: Any) -> None:
+    """The keys of the distributional models that their policies read."""
+    policy_type, model = cfg.policy.type, cfg.policy.model
+    if policy_type in ("c51", "rainbow"):
+        if not COUNT.admits(model.n_atom) or model.n_atom < 2:
+            raise UserError(f"policy.model.n_atom must be a whole number >= 2, not {model.n_atom!r}")
+        v_min, v_max = model.v_min, model.v_max
+        if not (Range(whole=False).admits(v_min) and Range(whole=False).admits(v_max) and v_min < v_max):
+            raise UserError(f"policy.model.v_min ({v_min!r}) must be a number below policy.model.v_max ({v_max!r})")
+    if policy_type in ("qrdqn", "iqn") and "num_quantiles" in model and not COUNT.admits(model.num_quantiles):
+        raise UserError(f"policy.model.num_quantiles must be a whole number >= 1, not {model.num_quantiles!r}")
+    if policy_type == "iqn" and not POSITIVE.admits(cfg.policy.learn.kappa):
+        raise UserError(f"policy.learn.kappa must be a number > 0, not {cfg.policy.learn.kappa!r}")
+
+
+def check_td_target(learn: Any, policy_type: str) -> None:
     """policy.learn's td_target and its Munchausen parameters as set."""
     _one_of("policy.learn.td_target", learn.td_target, TD_TARGETS)
+    if learn.td_target != "double_dqn" and policy_type != "dqn":
+        raise UserError(
+            f"policy.learn.td_target {learn.td_target} is DQN's; policy type {policy_type} has its own target"
+        )
     if learn.td_target == "munchausen":
         for key, allowed in (("munchausen_tau", POSITIVE), ("munchausen_alpha", Range(whole=False, low=0))):
             value = learn[key]
@@ -144,7 +172,8 @@ def check_run_config(cfg: Any) -> None:
     _one_of("env manager", cfg.env.manager.type, ENV_MANAGERS)
     _one_of("policy.other.eps.type", cfg.policy.other.eps.type, EPSILON_SCHEDULES)
     check_ranges(cfg)
-    check_td_target(cfg.policy.learn)
+    _check_family_model(cfg)
+    check_td_target(cfg.policy.learn, cfg.policy.type)
     cfg.dqnkit.eval_lag = resolved_eval_lag(cfg)
 
 

@@ -3,46 +3,13 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from conftest import CONFIGS
-
-
-def _collect_cartpole(env_count: int, max_step: int, downstream: Callable[[Any, Any], list[Any]]) -> Any:
-    """Run DI-engine's eps_greedy_handler and StepCollector (n_sample 32) on `env_count` seeded CartPole envs with
-    nstep 3, followed by the middleware `downstream(cfg, task)` returns. Returns the compiled config."""
-    from ding.framework import task
-    from ding.framework.context import OnlineRLContext
-    from ding.framework.middleware import StepCollector, eps_greedy_handler
-    from ding.model import DQN
-    from ding.policy import DQNPolicy
-    from ding.utils import set_pkg_seed
-
-    from dqnkit.config import compile_dqn_config, load_config_file
-    from dqnkit.train.pipeline import env_manager
-
-    set_pkg_seed(0)
-    main, create = load_config_file(CONFIGS / "cartpole.py")
-    main["policy"]["nstep"] = 3
-    cfg = compile_dqn_config(main, create, seed=0)
-    assert cfg.policy.collect.n_sample == 32
-    policy = DQNPolicy(cfg.policy, model=DQN(**cfg.policy.model))
-    envs = env_manager(cfg, env_count)
-    with task.start(ctx=OnlineRLContext()):
-        envs.seed(0)
-        envs.launch()
-        task.use(eps_greedy_handler(cfg))
-        task.use(StepCollector(cfg, policy.collect_mode, envs))
-        for middleware in downstream(cfg, task):
-            task.use(middleware)
-        task.run(max_step=max_step)
-        envs.close()
-    return cfg
+from conftest import CONFIGS, collect_cartpole
 
 
 def _collected_chunks(steps: int) -> tuple[Any, list[tuple[list[Any], list[int]]]]:
@@ -55,7 +22,7 @@ def _collected_chunks(steps: int) -> tuple[Any, list[tuple[list[Any], list[int]]
     def record(ctx: Any) -> None:
         chunks.append((copy.deepcopy(ctx.trajectories), list(ctx.trajectory_end_idx)))
 
-    cfg = _collect_cartpole(8, steps, lambda _cfg, _task: [record])
+    cfg = collect_cartpole(8, steps, lambda _cfg, _task: [record])
     return cfg, chunks
 
 
@@ -142,7 +109,7 @@ def sampled_batches() -> list[list[Any]]:
 
         return [nstep_reward_enhancer(cfg), data_pusher(cfg, buffer_), finish_when_full]
 
-    _collect_cartpole(2, 100, fill)
+    collect_cartpole(2, 100, fill)
     return [[d.data for d in buffer_.sample(64)] for _ in range(5)]
 
 
@@ -274,7 +241,7 @@ def twin_buffers() -> tuple[Any, Any]:
             data_pusher(cfg, array_buffer),
         ]
 
-    _collect_cartpole(2, 100, feed)
+    collect_cartpole(2, 100, feed)
     assert deque_buffer.count() == array_buffer.count() == 200 < sum(map(len, pushed))
     return deque_buffer, array_buffer
 

@@ -28,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output folder (default: <run>/export/)")
     p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset version (default 17)")
     p.add_argument("--config", metavar="FILE", help="the training config; needed only for plain DI-engine checkpoints")
+    p.add_argument(
+        "--quantiles",
+        type=positive_int,
+        default=32,
+        metavar="K",
+        help="IQN only: average Q over K evenly spaced quantile fractions, (k + 0.5) / K (default 32)",
+    )
     return p
 
 
@@ -52,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
                 out_dir=args.out,
                 opset=args.opset,
                 config_path=args.config,
+                fractions=args.quantiles,
                 log=lambda line: print(line, file=sys.stderr),
             )
         except ParityError as e:

@@ -25,6 +25,10 @@ class ReplayRow:
     def __getitem__(self, field: str) -> torch.Tensor:
         return self.buffer.fields[field][self.slot]
 
+    def transition(self) -> dict[str, torch.Tensor]:
+        """The stored transition as the dict of tensors it was pushed as."""
+        return {key: values[self.slot] for key, values in self.buffer.fields.items()}
+
 
 class ArrayReplayBuffer(Buffer):
     """DI-engine's DequeBuffer without its per-transition objects, for uniform replay.

@@ -27,9 +27,8 @@ from typing import Any
 import torch
 from ding.framework.context import OnlineRLContext
 from ding.framework.middleware import interaction_evaluator
-from ding.model import DQN
 
-from dqnkit.dingext.policy import FastDQNPolicy
+from dqnkit.dingext.family import algorithm
 from dqnkit.errors import TrainingFailed
 from dqnkit.quiet import mute_ding_logging
 from dqnkit.train.recorder import Evaluation
@@ -50,8 +49,7 @@ def _serve(cfg: Any, make_env: Callable[[], Any], seed_env: Callable[[Any], None
         eval_cfg = copy.deepcopy(cfg)
         eval_cfg.env.stop_value = float("inf")  # the training process applies the stop rule
         eval_cfg.policy.cuda = False  # a DQN this size evaluates fast enough on one core
-        model = DQN(**eval_cfg.policy.model)
-        policy = FastDQNPolicy(eval_cfg.policy, model=model, enable_field=["eval"])
+        model, policy = algorithm(eval_cfg.policy.type).build(eval_cfg.policy, enable_field=["eval"])
         evaluate = interaction_evaluator(eval_cfg, policy.eval_mode, env)
         seed_env(env)  # after interaction_evaluator, which seeds its envs itself
         env.launch()

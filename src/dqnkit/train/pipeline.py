@@ -36,14 +36,13 @@ from ding.framework.middleware import (
     online_logger,
     termination_checker,
 )
-from ding.model import DQN
 from ding.utils import DistributedWriter, set_pkg_seed
 
 from dqnkit import runfolder
 from dqnkit.config import to_plain
 from dqnkit.dingext.envmanager import MANAGERS
+from dqnkit.dingext.family import algorithm
 from dqnkit.dingext.nstep import nstep_reward_enhancer
-from dqnkit.dingext.policy import FastDQNPolicy
 from dqnkit.dingext.replay import ArrayReplayBuffer
 from dqnkit.dingext.speedups import fast_batch_collation, fast_tree_construction
 from dqnkit.envs import make_ding_env
@@ -320,8 +319,7 @@ def _build(parts: Parts, plan: RunPlan, roles: Roles, progress: ProgressLine) ->
         parts.evaluator_env = env_manager(cfg, cfg.env.evaluator_env_num)
     seed = int(cfg.seed) + roles.seed_offset
     set_pkg_seed(seed, use_cuda=cfg.policy.cuda)
-    model = DQN(**cfg.policy.model)
-    policy = FastDQNPolicy(cfg.policy, model=model)
+    model, policy = algorithm(cfg.policy.type).build(cfg.policy)
     if roles.learns:
         parts.recorder = _make_recorder(plan, policy, progress)
     if roles.node is not None:

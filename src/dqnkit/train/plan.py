@@ -14,7 +14,7 @@ from dqnkit import runfolder
 from dqnkit.config import apply_overrides, compile_dqn_config, load_config_file, parse_override, to_plain
 from dqnkit.envs import require_fit
 from dqnkit.errors import UserError
-from dqnkit.validate import check_run_config, writable_dir
+from dqnkit.validate import check_policy_type, check_run_config, writable_dir
 
 
 @dataclass
@@ -93,6 +93,7 @@ def _resumed_configs(options: TrainOptions) -> tuple[Path, Path, dict[str, Any],
 
 def _compiled(options: TrainOptions, main: dict[str, Any], create: dict[str, Any], seed: int) -> Any:
     """The config compiled with the command line's settings, and checked."""
+    check_policy_type(create)
     overrides = _cli_overrides(options)
     if options.env_manager is not None:
         # The manager's defaults differ by type, so the choice goes into create_config before compiling.

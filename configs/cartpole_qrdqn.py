@@ -1,0 +1,7 @@
+"""CartPole-v1 with DI-engine's QR-DQN, quantile regression: configs/cartpole.py with policy type qrdqn."""
+
+import runpy
+from pathlib import Path
+
+family_config = runpy.run_path(str(Path(__file__).with_name("_family.py")))["family_config"]
+main_config, create_config = family_config("cartpole.py", "qrdqn", "cartpole_qrdqn")

@@ -1,0 +1,68 @@
+"""The DQN family dqnkit trains: DI-engine's policies and models for DQN, C51, QR-DQN, IQN and Rainbow, chosen by
+`create_config.policy.type`, each fed from dqnkit's replay buffer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ding.model import C51DQN, DQN, IQN, QRDQN, RainbowDQN
+from ding.policy import C51Policy, IQNPolicy, QRDQNPolicy, RainbowDQNPolicy
+
+from dqnkit.dingext.policy import FastDQNPolicy
+from dqnkit.dingext.replay import ReplayRow
+
+
+class RowsAsTransitions:
+    """Mixed in before a DI-engine policy that collates its batch itself: rows sampled from an ArrayReplayBuffer
+    become the transition dicts DequeBuffer would have given it (the same tensors; tests compare the learning)."""
+
+    def _forward_learn(self, data: list[Any]) -> dict[str, Any]:
+        if data and isinstance(data[0], ReplayRow):
+            data = [row.transition() for row in data]
+        return super()._forward_learn(data)  # type: ignore[misc]
+
+
+class C51(RowsAsTransitions, C51Policy):
+    """DI-engine's C51Policy (categorical return distribution on a fixed support)."""
+
+
+class QuantileRegression(RowsAsTransitions, QRDQNPolicy):
+    """DI-engine's QRDQNPolicy (fixed quantile fractions, quantile Huber loss)."""
+
+
+class ImplicitQuantiles(RowsAsTransitions, IQNPolicy):
+    """DI-engine's IQNPolicy (quantile fractions sampled on every forward pass)."""
+
+
+class Rainbow(RowsAsTransitions, RainbowDQNPolicy):
+    """DI-engine's RainbowDQNPolicy (C51 with a dueling, noisy head; prioritized replay by default)."""
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    policy: type
+    model: type
+    about: str
+
+    def build(self, policy_cfg: Any, enable_field: list[str] | None = None) -> tuple[Any, Any]:
+        """(model, policy) for a compiled `policy` section."""
+        model = self.model(**policy_cfg.model)
+        return model, self.policy(policy_cfg, model=model, enable_field=enable_field)
+
+
+ALGORITHMS = {
+    a.name: a
+    for a in (
+        Algorithm("dqn", FastDQNPolicy, DQN, "double DQN with a dueling head (DI-engine's DQNPolicy)"),
+        Algorithm("c51", C51, C51DQN, "C51: a categorical return distribution"),
+        Algorithm("qrdqn", QuantileRegression, QRDQN, "QR-DQN: quantile regression"),
+        Algorithm("iqn", ImplicitQuantiles, IQN, "IQN: implicit quantile networks"),
+        Algorithm("rainbow", Rainbow, RainbowDQN, "Rainbow: C51 + dueling + noisy nets + prioritized replay"),
+    )
+}
+
+
+def algorithm(policy_type: str) -> Algorithm:
+    return ALGORITHMS[policy_type]

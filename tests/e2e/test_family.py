@@ -1,0 +1,49 @@
+"""The DQN family from the command line: each type trains CartPole to its stop value, exports with parity, and plays
+the same episodes from its checkpoint and both exports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import CONFIGS, cli
+
+
+@pytest.mark.parametrize("policy_type", ["c51", "qrdqn", "iqn", "rainbow"])
+def test_each_type_trains_exports_and_evaluates_alike(policy_type: str, tmp_path: Path) -> None:
+    config = str(CONFIGS / f"cartpole_{policy_type}.py")
+    trained = cli("dqn-train", "--config", config, "--exp-name", "run", "--quiet", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    run = tmp_path / "runs" / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stop_reason"] == "stop_value", summary
+    assert yaml.safe_load((run / "config.yaml").read_text())["policy"]["type"] == policy_type
+
+    exported = cli("dqn-export", "--ckpt", str(run))
+    assert exported.returncode == 0, exported.stderr
+    report = json.loads((run / "export" / "export.json").read_text())
+    assert report["policy_type"] == policy_type
+    assert report["iqn_fractions"] == (32 if policy_type == "iqn" else None)
+    assert all(report["parity"][fmt]["passed"] for fmt in ("torchscript", "onnx"))
+
+    returns = {}
+    for model in (run, run / "export" / "model.onnx", run / "export" / "model.pt"):
+        out = tmp_path / f"{model.name}.json"
+        evaluated = cli("dqn-eval", str(model), "--episodes", "3", "--json", str(out), "--quiet")
+        assert evaluated.returncode == 0, evaluated.stderr
+        returns[model.name] = [e["episode_return"] for e in json.loads(out.read_text())["episodes"]]
+    assert len(set(map(tuple, returns.values()))) == 1, returns
+
+
+def test_iqn_exports_at_the_number_of_fractions_asked_for(tmp_path: Path) -> None:
+    trained = cli("dqn-train", "--config", str(CONFIGS / "cartpole_iqn.py"), "--max-env-steps", "300", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    run = next((tmp_path / "runs").iterdir())
+    out = tmp_path / "q8"
+    exported = cli("dqn-export", "--ckpt", str(run), "--quantiles", "8", "--format", "onnx", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    report = json.loads((out / "export.json").read_text())
+    assert report["iqn_fractions"] == 8 and report["parity"]["onnx"]["passed"]
