@@ -144,3 +144,15 @@ def test_importance_weights_need_prioritized_replay() -> None:
     cfg.policy.priority_IS_weight = True
     with pytest.raises(UserError, match=r"policy.priority_IS_weight needs policy.priority"):
         check_run_config(cfg)
+
+
+def test_rainbow_explores_with_its_noise_and_evaluates_without() -> None:
+    """DI-engine's Rainbow collected in eval mode, where its noisy layers use their mean weights alone."""
+    cfg = _cfg("rainbow")
+    set_pkg_seed(0)
+    _, policy = ALGORITHMS["rainbow"].build(cfg.policy)
+    obs = {i: torch.randn(4) for i in range(64)}
+    collected = [policy.collect_mode.forward(obs, eps=0.0) for _ in range(2)]
+    assert any(not torch.equal(collected[0][i]["logit"], collected[1][i]["logit"]) for i in obs)
+    evaluated = [policy.eval_mode.forward(obs) for _ in range(2)]
+    assert all(torch.equal(evaluated[0][i]["logit"], evaluated[1][i]["logit"]) for i in obs)

@@ -6,8 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from ding.model import C51DQN, DQN, IQN, QRDQN, RainbowDQN
 from ding.policy import C51Policy, IQNPolicy, QRDQNPolicy, RainbowDQNPolicy
+from ding.torch_utils import to_device
+from ding.utils.data import default_collate, default_decollate
 
 from dqnkit.dingext.policy import FastDQNPolicy
 from dqnkit.dingext.replay import ReplayRow
@@ -36,7 +39,23 @@ class ImplicitQuantiles(RowsAsTransitions, IQNPolicy):
 
 
 class Rainbow(RowsAsTransitions, RainbowDQNPolicy):
-    """DI-engine's RainbowDQNPolicy (C51 with a dueling, noisy head; prioritized replay by default)."""
+    """DI-engine's RainbowDQNPolicy (C51 with a dueling, noisy head; prioritized replay by default), exploring with
+    its noisy layers as Rainbow does. DI-engine's collect step puts the network in eval mode right before drawing new
+    noise, and in eval mode its NoiseLinearLayer computes with the mean weights alone: it explored by epsilon only.
+    Evaluation and export stay noise-free (eval mode)."""
+
+    def _forward_collect(self, data: dict[int, Any], eps: float) -> dict[int, Any]:
+        data_id = list(data.keys())
+        batch = default_collate(list(data.values()))
+        if self._cuda:
+            batch = to_device(batch, self._device)
+        self._collect_model.train()  # the noisy layers add their noise only in train mode (no dropout or norms here)
+        self._reset_noise(self._collect_model)
+        with torch.no_grad():
+            output = self._collect_model.forward(batch, eps=eps)
+        if self._cuda:
+            output = to_device(output, "cpu")
+        return dict(zip(data_id, default_decollate(output), strict=True))
 
 
 @dataclass(frozen=True)
