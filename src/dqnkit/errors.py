@@ -20,6 +20,11 @@ class TrainingFailed(Exception):
     line and exits with code 1. The run folder already holds final.pth.tar and summary.json when it is raised."""
 
 
+class CheckFailed(Exception):
+    """A file dqnkit made failed the check that decides whether it is written (an export's parity, a reduced-precision
+    model's behaviour): nothing was written; the CLI prints one line and exits with code 1."""
+
+
 class Interrupted(KeyboardInterrupt):
     """Raised from dqn-train's SIGINT/SIGTERM handler so that training unwinds through the normal stop path. A
     KeyboardInterrupt, as Ctrl-C's own exception is: asyncio (DI-engine's distributed nodes wait on its loop) and
@@ -37,13 +42,13 @@ def interrupting_signal(interrupt: KeyboardInterrupt) -> int:
 
 def run_command(prog: str, command: Callable[[], int]) -> NoReturn:
     """Run a command and exit with its code; a UserError becomes one line on stderr and exit code 2, a
-    TrainingFailed one line and exit code 1, an interrupt 128 + the signal's number."""
+    TrainingFailed or CheckFailed one line and exit code 1, an interrupt 128 + the signal's number."""
     try:
         code = command()
     except UserError as e:
         print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the message held
         sys.exit(USER_ERROR_EXIT)
-    except TrainingFailed as e:
+    except (TrainingFailed, CheckFailed) as e:
         print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(FAILURE_EXIT)
     except KeyboardInterrupt as e:  # dqn-train's SIGTERM handler raises one too

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from dqnkit import checkpoint as ckpt
+from dqnkit import precision
 from dqnkit.envs import make_raw_env, require_fit, reset_env, step_env
+from dqnkit.errors import CheckFailed
 from dqnkit.files import atomic_write_bytes
 from dqnkit.network import IQN_FRACTIONS, LoadedNetwork, greedy_wrapper, load_network
 from dqnkit.runfolder import default_export_dir
@@ -35,7 +37,7 @@ RELATIVE_TOLERANCE = 1e-5
 DEFAULT_OPSET = 17
 
 
-class ParityError(Exception):
+class ParityError(CheckFailed):
     """An exported file does not reproduce the DI-engine network: nothing was written."""
 
 
@@ -255,28 +257,7 @@ def reference_q(net: LoadedNetwork, obs: np.ndarray) -> np.ndarray:
 # --- the command's one call ----------------------------------------------------------------------------------------
 
 
-def export_checkpoint(
-    ckpt_path: str | Path,
-    *,
-    formats: tuple[str, ...] = FORMATS,
-    out_dir: str | Path | None = None,
-    opset: int = DEFAULT_OPSET,
-    config_path: str | Path | None = None,
-    fractions: int = IQN_FRACTIONS,
-    log: Any = print,
-) -> ExportResult:
-    net = load_network(ckpt_path, config_path, fractions)
-    facts = require_fit(net.env_id, [net.obs_dim], net.action_count, f"the network in {net.source}")
-    out = Path(out_dir) if out_dir is not None else default_export_dir(net.source)
-    writable_dir(out, "--out" if out_dir is not None else "export folder", create=False)
-    meta = build_metadata(net, facts)
-
-    blobs: dict[str, bytes] = {}
-    for fmt in formats:
-        blobs[fmt] = torchscript_bytes(net, meta) if fmt == "torchscript" else onnx_bytes(net, meta, opset)
-
-    obs = parity_observations(net, facts, PARITY_OBSERVATIONS)
-    q_ref = reference_q(net, obs)
+def _check_all(blobs: dict[str, bytes], obs: np.ndarray, q_ref: np.ndarray, out: Path, log: Any) -> dict[str, Any]:
     parity: dict[str, Any] = {}
     for fmt, blob in blobs.items():
         parity[fmt] = check_parity(fmt, blob, obs, q_ref)
@@ -292,15 +273,70 @@ def export_checkpoint(
         raise ParityError(
             f"parity check failed for {', '.join(FILENAMES[f] for f in failed)}; nothing was written to {out}"
         )
+    return parity
 
+
+def _reduced(
+    onnx_blob: bytes, precisions: tuple[str, ...], visited: np.ndarray, meta: dict[str, Any], episodes: int, log: Any
+) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The reduced-precision models that act like the fp32 one, and the check's report for each."""
+    blobs, reports = {}, {}
+    for name in precisions:
+        blob = precision.convert(onnx_blob, name)
+        report = reports[name] = precision.check_behaviour(onnx_blob, blob, visited, meta, episodes)
+        low, high = report["fp32_confidence_interval_95"]
+        log(
+            f"{precision.filename(name):<16} greedy actions agree {report['action_agreement']:.2%} on visited states; "
+            f"mean return {report['mean_return']:.1f} over {episodes} episodes (fp32 95% interval {low:.1f} to "
+            f"{high:.1f}); {report['bytes']:,} bytes, {report['batch_1_latency_us']:.1f} us at batch 1"
+        )
+        if not report["passed"]:
+            raise precision.BehaviourError(
+                f"{precision.filename(name)} does not act like the fp32 model (actions agree "
+                f"{report['action_agreement']:.1%}, at least {precision.MIN_ACTION_AGREEMENT:.0%} needed; mean "
+                f"return {report['mean_return']:.1f}, fp32 interval {low:.1f} to {high:.1f}); nothing was written"
+            )
+        blobs[name] = blob
+    return blobs, reports
+
+
+def _write(out: Path, named_blobs: dict[str, bytes], report: dict[str, Any]) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
-    file_info: dict[str, Any] = {}
-    for fmt, blob in blobs.items():
-        path = out / FILENAMES[fmt]
-        atomic_write_bytes(path, blob)
-        files[fmt] = path
-        file_info[FILENAMES[fmt]] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
-    report = {**meta, "files": file_info, "parity": parity}
+    for name, blob in named_blobs.items():
+        atomic_write_bytes(out / name, blob)
+        files[name] = out / name
+        report["files"][name] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
     atomic_write_bytes(out / "export.json", json.dumps(report, indent=2).encode() + b"\n")
+    return files
+
+
+def export_checkpoint(
+    ckpt_path: str | Path,
+    *,
+    formats: tuple[str, ...] = FORMATS,
+    out_dir: str | Path | None = None,
+    opset: int = DEFAULT_OPSET,
+    config_path: str | Path | None = None,
+    fractions: int = IQN_FRACTIONS,
+    precisions: tuple[str, ...] = (),
+    check_episodes: int = 20,
+    log: Any = print,
+) -> ExportResult:
+    """Every file is checked before any is written: parity for the fp32 models, behaviour for reduced ones."""
+    net = load_network(ckpt_path, config_path, fractions)
+    facts = require_fit(net.env_id, [net.obs_dim], net.action_count, f"the network in {net.source}")
+    out = Path(out_dir) if out_dir is not None else default_export_dir(net.source)
+    writable_dir(out, "--out" if out_dir is not None else "export folder", create=False)
+    meta = build_metadata(net, facts)
+    blobs: dict[str, bytes] = {}
+    for fmt in formats:
+        blobs[fmt] = torchscript_bytes(net, meta) if fmt == "torchscript" else onnx_bytes(net, meta, opset)
+    obs = parity_observations(net, facts, PARITY_OBSERVATIONS)
+    parity = _check_all(blobs, obs, reference_q(net, obs), out, log)
+    reduced, behaviour = _reduced(blobs.get("onnx", b""), precisions, obs[: len(obs) // 2], meta, check_episodes, log)
+    named = {FILENAMES[fmt]: blob for fmt, blob in blobs.items()}
+    named.update({precision.filename(name): blob for name, blob in reduced.items()})
+    report = {**meta, "files": {}, "parity": parity, "reduced_precision": behaviour}
+    files = _write(out, named, report)
     return ExportResult(out, files, report)

@@ -47,6 +47,21 @@ def test_bench_train_runs_both_systems_and_writes_json_md_png(tmp_path: Path) ->
     assert result.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_bench_family_runs_each_type_and_writes_json_md_png(tmp_path: Path) -> None:
+    _script(
+        "bench_family.py",
+        *("--seeds", "0", "--types", "dqn", "iqn", "--configs", str(CONFIGS / "cartpole")),
+        *("--max-env-steps", "600", "--eval-episodes", "2", "--out", str(tmp_path)),
+    )
+    [result] = list(tmp_path.glob("family-*.json"))
+    data = json.loads(result.read_text())
+    assert [r["type"] for r in data["runs"]] == ["dqn", "iqn"]
+    assert all(r["env_steps"] > 0 and r["curve"] and set(r["eval"]) >= {"mean", "success_rate"} for r in data["runs"])
+    assert set(data["summary"]) == {"dqn", "iqn"}
+    assert "| iqn | 0 |" in result.with_suffix(".md").read_text()
+    assert result.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_bench_infer_and_bench_eval_write_their_tables(trained_cartpole: Path, tmp_path: Path) -> None:
     _script("bench_infer.py", "--ckpt", str(trained_cartpole), "--seconds", "0.2", "--out", str(tmp_path))
     rows = json.loads(next(tmp_path.glob("infer-*.json")).read_text())["rows"]

@@ -218,6 +218,46 @@ def test_an_output_folder_that_cannot_be_made(trained_cartpole: Path, tmp_path: 
     assert_user_error(result, "--out", "is a file, not a folder")
 
 
+def test_reduced_precision_models_are_written_when_they_act_like_fp32(trained_cartpole: Path, tmp_path: Path) -> None:
+    out = tmp_path / "exported"
+    result = cli(
+        "dqn-export", "--ckpt", str(trained_cartpole), "--out", str(out), "--precision", "int8", "--precision", "fp16"
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "export.json").read_text())
+    for name in ("int8", "fp16"):
+        check = report["reduced_precision"][name]
+        assert check["passed"] and check["action_agreement"] >= 0.95
+        low, high = check["fp32_confidence_interval_95"]
+        assert low <= check["mean_return"] <= high
+        assert report["files"][f"model.{name}.onnx"]["bytes"] == (out / f"model.{name}.onnx").stat().st_size
+    evaluated = cli("dqn-eval", str(out / "model.int8.onnx"), "--episodes", "2", "--quiet")
+    assert evaluated.returncode == 0 and "onnx" in evaluated.stdout, evaluated.stderr
+
+
+def test_an_int8_model_that_does_not_act_like_fp32_is_refused(trained_cartpole: Path, tmp_path: Path) -> None:
+    """A dead hidden unit with a huge outgoing weight leaves the fp32 network's outputs exactly as they were, but
+    int8 quantization scales that layer's weights by the huge one: every other weight rounds to zero."""
+    from dqnkit.checkpoint import content_digest
+
+    state = torch.load(trained_cartpole / "best.pth.tar", weights_only=True)
+    del state["sha256"]
+    model = state["model"]
+    model["encoder.init.weight"][0].zero_()
+    model["encoder.init.bias"][0] = -1e4  # unit 0 of the first layer is always 0 after its ReLU
+    model["encoder.main.0.weight"][:, 0] = 1e4  # and multiplies this huge weight
+    state["sha256"] = content_digest(state)
+    crafted = tmp_path / "crafted.pth.tar"
+    torch.save(state, crafted)
+    out = tmp_path / "exported"
+    result = cli("dqn-export", "--ckpt", str(crafted), "--out", str(out), "--precision", "int8")
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "model.int8.onnx does not act like the fp32 model" in errors[0], result.stderr
+    assert "nothing was written" in errors[0] and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
 def test_run_folder_without_checkpoints(tmp_path: Path) -> None:
     (tmp_path / "empty_run").mkdir()
     assert_user_error(cli("dqn-export", "--ckpt", str(tmp_path / "empty_run")), "holds no checkpoint")

@@ -14,10 +14,14 @@ examples:
   dqn-export --ckpt runs/cartpole_dqn_seed0                 # the run's best checkpoint -> runs/.../export/
   dqn-export --ckpt runs/x/final.pth.tar --format onnx --out exported/
   dqn-export --ckpt ding_run/ckpt/eval.pth.tar --config configs/lunarlander.py   # a plain DI-engine checkpoint
+  dqn-export --ckpt runs/lunarlander_dqn_seed0 --precision int8 --precision fp16  # also model.int8.onnx, .fp16
 
 Writes model.pt (TorchScript: needs only torch), model.onnx (needs only onnxruntime) and export.json. Both models
 take obs float32 [batch, obs_dim] and return q_values float32 [batch, n_actions] and action int64 [batch].
 Nothing is written unless both match the DI-engine network on 4,096 observations (exit 1 otherwise).
+--precision fp16|int8 also writes a reduced-precision ONNX model, only if it acts like the fp32 one: the same
+greedy action on at least 95% of the states the policy visits, and a mean return over N seeded episodes within the
+fp32 model's 95% confidence interval (exit 1 and nothing written otherwise).
 """
 
 
@@ -35,6 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="IQN only: average Q over K evenly spaced quantile fractions, (k + 0.5) / K (default 32)",
     )
+    p.add_argument(
+        "--precision",
+        action="append",
+        choices=("fp16", "int8"),
+        default=[],
+        help="also write model.fp16.onnx / model.int8.onnx, if it acts like the fp32 model (repeatable)",
+    )
+    p.add_argument(
+        "--check-episodes",
+        type=positive_int,
+        default=20,
+        metavar="N",
+        help="with --precision: seeded episodes over which its mean return must fall in fp32's 95%% interval "
+        "(default 20)",
+    )
     return p
 
 
@@ -42,9 +61,11 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if not 7 <= args.opset <= 21:
         build_parser().error(f"--opset {args.opset}: supported opsets are 7 to 21")
+    if args.precision and args.format == "torchscript":
+        build_parser().error("--precision makes reduced ONNX models from the fp32 one: use --format onnx or all")
 
     def command() -> int:
-        from dqnkit.export import FORMATS, ParityError, export_checkpoint
+        from dqnkit.export import FORMATS, export_checkpoint
         from dqnkit.quiet import silence_warnings
         from dqnkit.validate import writable_dir
 
@@ -52,19 +73,17 @@ def main(argv: list[str] | None = None) -> None:
         if args.out is not None:
             writable_dir(Path(args.out), "--out", create=False)
         formats = FORMATS if args.format == "all" else (args.format,)
-        try:
-            result = export_checkpoint(
-                args.ckpt,
-                formats=formats,
-                out_dir=args.out,
-                opset=args.opset,
-                config_path=args.config,
-                fractions=args.quantiles,
-                log=lambda line: print(line, file=sys.stderr),
-            )
-        except ParityError as e:
-            print(f"dqn-export: error: {e}", file=sys.stderr)
-            return 1
+        result = export_checkpoint(
+            args.ckpt,
+            formats=formats,
+            out_dir=args.out,
+            opset=args.opset,
+            config_path=args.config,
+            fractions=args.quantiles,
+            precisions=tuple(args.precision),
+            check_episodes=args.check_episodes,
+            log=lambda line: print(line, file=sys.stderr),
+        )
         for path in result.files.values():
             print(path)
         print(result.out_dir / "export.json")

@@ -1,0 +1,174 @@
+"""Benchmark: the DQN family (DQN, C51, QR-DQN, IQN, Rainbow) on LunarLander, side by side on this machine.
+
+For every seed it trains each type with dqnkit (configs/lunarlander.py and configs/lunarlander_<type>.py: the same
+settings but for the network and the loss), in an order that rotates with the seed, and records env steps and wall
+seconds to the stop, the stop checkpoint's greedy evaluation on fixed seeds (1000, 1001, ...) and the learning
+curve. Writes benchmarks/results/family-<date>.{json,md,png}; rerunning with the same --work reuses finished runs.
+
+    python scripts/bench_family.py                        # LunarLander, seeds 0 1 2, all types (hours on 2 cores)
+    python scripts/bench_family.py --seeds 0 --types dqn c51 --configs configs/cartpole --max-env-steps 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from bench_train import greedy_eval, read_curve
+from results_io import RESULTS, command_line, machine, save_results
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TYPES = ("dqn", "c51", "qrdqn", "iqn", "rainbow")
+
+
+def config_for(prefix: str, policy_type: str) -> str:
+    """configs/lunarlander.py for DQN, configs/lunarlander_<type>.py for the others."""
+    return f"{prefix}.py" if policy_type == "dqn" else f"{prefix}_{policy_type}.py"
+
+
+def one_run(policy_type: str, seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    out = work / f"{policy_type}_seed{seed}"
+    if not (out / "summary.json").is_file():
+        cmd = [str(BIN / "dqn-train"), "--config", config_for(args.configs, policy_type), "--seed", str(seed)]
+        cmd += ["--runs-dir", str(work), "--exp-name", out.name, "--max-env-steps", str(args.max_env_steps)]
+        quiet_env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        subprocess.run(
+            [*cmd, "--quiet"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=quiet_env
+        )
+    else:
+        print(f"  reusing the finished run in {out}", file=sys.stderr)
+    summary = json.loads((out / "summary.json").read_text())
+    stopped = summary["stop_reason"] == "stop_value"
+    checkpoint = out / ("best.pth.tar" if stopped else "final.pth.tar")
+    return {
+        "type": policy_type,
+        "seed": seed,
+        "stopped": stopped,
+        "env_steps": summary["env_steps"],
+        "wall_seconds": summary["wall_seconds"],
+        "env_steps_per_second": summary["env_steps"] / summary["wall_seconds"],
+        "eval": greedy_eval(checkpoint, args.eval_episodes, None),
+        "checkpoint": str(checkpoint),
+        "curve": read_curve(out / "metrics.csv"),
+    }
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def summarize(runs: list[dict[str, Any]], types: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for policy_type in types:
+        rows = [r for r in runs if r["type"] == policy_type]
+        out[policy_type] = {
+            "env_steps": median([r["env_steps"] for r in rows]),
+            "wall_seconds": median([r["wall_seconds"] for r in rows]),
+            "eval_mean": median([r["eval"]["mean"] for r in rows]),
+            "success_rate": median([r["eval"]["success_rate"] for r in rows]),
+            "stopped": sum(r["stopped"] for r in rows),
+            "runs": len(rows),
+        }
+    return out
+
+
+def markdown_report(runs: list[dict[str, Any]], summary: dict[str, Any], meta: dict[str, Any]) -> str:
+    lines = [
+        f"# DQN family benchmark, {meta['date']}",
+        "",
+        f"Machine: {meta['machine']}. Command: `{meta['command']}`.",
+        f"Each run to dqnkit's stop rule or {meta['max_env_steps']:,} env steps; the stop checkpoint (the final one "
+        f"where a run did not stop) evaluated greedily on {meta['eval_episodes']} episodes (seeds 1000+).",
+        "",
+        "| type | seed | stopped | env steps | wall s | steps/s | eval mean | std | min | success |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in runs:
+        e = r["eval"]
+        lines.append(
+            f"| {r['type']} | {r['seed']} | {'yes' if r['stopped'] else 'no'} | {r['env_steps']:,} | "
+            f"{r['wall_seconds']:.0f} | {r['env_steps_per_second']:.0f} | {e['mean']:.1f} | {e['std']:.1f} | "
+            f"{e['min']:.1f} | {e['success_rate']:.0%} |"
+        )
+    lines += [
+        "",
+        "| median | env steps | wall s | eval mean | success | runs stopped |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for policy_type, s in summary.items():
+        lines.append(
+            f"| {policy_type} | {s['env_steps']:,.0f} | {s['wall_seconds']:.0f} | {s['eval_mean']:.1f} | "
+            f"{s['success_rate']:.0%} | {s['stopped']}/{s['runs']} |"
+        )
+    return "\n".join([*lines, ""])
+
+
+def plot(path: Path, runs: list[dict[str, Any]]) -> None:
+    from dqnkit.plotting import Curve, plot_curves
+
+    curves = [
+        Curve(
+            label=f"{r['type']} seed {r['seed']}",
+            env_step=[p["env_step"] for p in r["curve"]],
+            wall_seconds=[p["wall_seconds"] for p in r["curve"]],
+            mean=[p["eval_mean"] for p in r["curve"]],
+            low=[p["eval_min"] for p in r["curve"]],
+            high=[p["eval_max"] for p in r["curve"]],
+            stop_value=None,
+        )
+        for r in runs
+    ]
+    plot_curves(curves, path, title="The DQN family on dqnkit: eval return")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--types", nargs="+", choices=TYPES, default=list(TYPES))
+    p.add_argument("--configs", default=str(REPO / "configs" / "lunarlander"), help="config path without .py")
+    p.add_argument("--max-env-steps", type=int, default=160_000, help="cap per run")
+    p.add_argument("--eval-episodes", type=int, default=100)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--work", type=Path, help="where runs go (default: a folder under --out/bench-runs)")
+    args = p.parse_args()
+
+    stamp = date.today().isoformat()
+    work = args.work or args.out / "bench-runs" / f"family-{stamp}-{int(time.time())}"
+    work.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for seed in args.seeds:
+        shift = seed % len(args.types)
+        for policy_type in args.types[shift:] + args.types[:shift]:  # no type always first on a warm machine
+            print(f"bench_family: {policy_type} seed {seed} ...", file=sys.stderr, flush=True)
+            runs.append(one_run(policy_type, seed, args, work))
+            r = runs[-1]
+            print(
+                f"  {r['env_steps']:,} env steps, {r['wall_seconds']:.0f} s, eval {r['eval']['mean']:.1f}",
+                file=sys.stderr,
+            )
+    runs.sort(key=lambda r: (args.types.index(r["type"]), r["seed"]))
+    summary = summarize(runs, args.types)
+    meta = {
+        "date": stamp,
+        "machine": machine(),
+        "command": command_line("bench_family.py"),
+        "max_env_steps": args.max_env_steps,
+        "eval_episodes": args.eval_episodes,
+    }
+    base = save_results(
+        args.out, "family", {"meta": meta, "summary": summary, "runs": runs}, markdown_report(runs, summary, meta)
+    )
+    plot(base.with_suffix(".png"), runs)
+
+
+if __name__ == "__main__":
+    main()
