@@ -22,7 +22,7 @@ import numpy as np
 from dqnkit import checkpoint as ckpt
 from dqnkit import precision
 from dqnkit.envs import make_raw_env, require_fit, reset_env, step_env
-from dqnkit.errors import CheckFailed
+from dqnkit.errors import CheckFailed, UserError
 from dqnkit.files import atomic_write_bytes
 from dqnkit.network import IQN_FRACTIONS, LoadedNetwork, greedy_wrapper, load_network
 from dqnkit.runfolder import default_export_dir
@@ -58,9 +58,12 @@ def _version(dist: str) -> str:
         return "unknown"
 
 
-def build_metadata(net: LoadedNetwork, facts: dict[str, Any]) -> dict[str, Any]:
+def build_metadata(net: LoadedNetwork, facts: dict[str, Any], with_distribution: bool = False) -> dict[str, Any]:
     state = net.checkpoint
     model_cfg = net.model_config
+    outputs = {"q_values": "float32 [batch, n_actions]", "action": "int64 [batch]"}
+    if with_distribution:
+        outputs["distribution"] = net.distribution_meta()["shape"]
     return {
         "format": "dqnkit-export/1",
         "env_id": net.env_id,
@@ -85,7 +88,9 @@ def build_metadata(net: LoadedNetwork, facts: dict[str, Any]) -> dict[str, Any]:
         },
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "inputs": {"obs": "float32 [batch, obs_dim]"},
-        "outputs": {"q_values": "float32 [batch, n_actions]", "action": "int64 [batch]"},
+        "outputs": outputs,
+        # The return distribution behind q_values, when exported as the third output: what it holds.
+        "distribution": net.distribution_meta() if with_distribution else None,
     }
 
 
@@ -95,7 +100,7 @@ def build_metadata(net: LoadedNetwork, facts: dict[str, Any]) -> dict[str, Any]:
 def torchscript_bytes(net: LoadedNetwork, meta: dict[str, Any]) -> bytes:
     import torch
 
-    wrapper = greedy_wrapper(net)
+    wrapper = greedy_wrapper(net, "distribution" in meta["outputs"])
     example = torch.zeros(2, net.obs_dim, dtype=torch.float32)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -109,7 +114,8 @@ def onnx_bytes(net: LoadedNetwork, meta: dict[str, Any], opset: int) -> bytes:
     import onnx
     import torch
 
-    wrapper = greedy_wrapper(net)
+    outputs = list(meta["outputs"])
+    wrapper = greedy_wrapper(net, "distribution" in outputs)
     example = torch.zeros(2, net.obs_dim, dtype=torch.float32)
     buffer = io.BytesIO()
     batch = {0: "batch"}
@@ -121,8 +127,8 @@ def onnx_bytes(net: LoadedNetwork, meta: dict[str, Any], opset: int) -> bytes:
             (example,),
             buffer,  # type: ignore[arg-type]  # a file object works; the stub says path only
             input_names=["obs"],
-            output_names=["q_values", "action"],
-            dynamic_axes={"obs": batch, "q_values": batch, "action": batch},
+            output_names=outputs,
+            dynamic_axes={"obs": batch, **{name: batch for name in outputs}},
             opset_version=opset,
             dynamo=False,
         )
@@ -188,79 +194,88 @@ def parity_observations(net: LoadedNetwork, facts: dict[str, Any], count: int, s
 
 
 def _runner(fmt: str, blob: bytes) -> Any:
-    """A callable obs -> (q, action) over the exact bytes that will be written."""
+    """A callable obs -> the model's outputs (q_values, action[, distribution]) over the exact bytes to be written."""
     if fmt == "torchscript":
         import torch
 
         module = torch.jit.load(io.BytesIO(blob))
 
-        def run_ts(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def run_ts(obs: np.ndarray) -> list[np.ndarray]:
             with torch.no_grad():
-                q, a = module(torch.from_numpy(obs))
-            return q.numpy(), a.numpy()
+                return [t.numpy() for t in module(torch.from_numpy(obs))]
 
         return run_ts
     import onnxruntime as ort
 
     session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
 
-    def run_onnx(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        q, a = session.run(["q_values", "action"], {"obs": obs})
-        return q, a
+    def run_onnx(obs: np.ndarray) -> list[np.ndarray]:
+        return list(session.run(None, {"obs": obs}))
 
     return run_onnx
 
 
-def check_parity(fmt: str, blob: bytes, obs: np.ndarray, q_ref: np.ndarray) -> dict[str, Any]:
+def _batched(run: Any, obs: np.ndarray, batch: int) -> list[np.ndarray]:
+    parts = [run(obs[start : start + batch]) for start in range(0, len(obs), batch)]
+    return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+
+
+def check_parity(fmt: str, blob: bytes, obs: np.ndarray, ref: tuple[np.ndarray, np.ndarray | None]) -> dict[str, Any]:
+    """The file's outputs against DI-engine's network: Q-values within tolerance, the same greedy action wherever
+    the top two Q-values differ by more than it, and the return distribution (when exported) within its own."""
     run = _runner(fmt, blob)
+    q_ref, dist_ref = ref
     tolerance = RELATIVE_TOLERANCE * max(1.0, float(np.abs(q_ref).max()))
     sorted_q = np.sort(q_ref, axis=1)
     decisive = (sorted_q[:, -1] - sorted_q[:, -2]) > tolerance
-    ref_action = q_ref.argmax(1)
-    report: dict[str, Any] = {
-        "tolerance": tolerance,
-        "observations": len(obs),
-        "decisive": int(decisive.sum()),
-    }
+    report: dict[str, Any] = {"tolerance": tolerance, "observations": len(obs), "decisive": int(decisive.sum())}
     ok = True
     for batch in (1, 256):
-        q_parts, a_parts = [], []
-        for start in range(0, len(obs), batch):
-            q, a = run(obs[start : start + batch])
-            q_parts.append(q)
-            a_parts.append(a)
-        q_all, a_all = np.concatenate(q_parts), np.concatenate(a_parts)
+        q_all, a_all, *rest = _batched(run, obs, batch)
         if q_all.dtype != np.float32 or a_all.dtype != np.int64 or q_all.shape != q_ref.shape:
             raise ParityError(f"{fmt}: outputs have dtype/shape {q_all.dtype}{q_all.shape}, {a_all.dtype}{a_all.shape}")
-        max_diff = float(np.abs(q_all.astype(np.float64) - q_ref).max())
-        agree = a_all == ref_action
-        decisive_mismatch = int((~agree & decisive).sum())
-        report[f"batch_{batch}"] = {
-            "max_abs_q_diff": max_diff,
+        agree = a_all == q_ref.argmax(1)
+        result = report[f"batch_{batch}"] = {
+            "max_abs_q_diff": float(np.abs(q_all.astype(np.float64) - q_ref).max()),
             "action_agreement": float(agree.mean()),
-            "decisive_action_mismatches": decisive_mismatch,
+            "decisive_action_mismatches": int((~agree & decisive).sum()),
         }
-        ok = ok and max_diff <= tolerance and decisive_mismatch == 0
+        ok = ok and result["max_abs_q_diff"] <= tolerance and result["decisive_action_mismatches"] == 0
+        if dist_ref is not None:
+            result["max_abs_distribution_diff"] = float(np.abs(rest[0].astype(np.float64) - dist_ref).max())
+            ok = ok and result["max_abs_distribution_diff"] <= RELATIVE_TOLERANCE * max(
+                1.0, float(np.abs(dist_ref).max())
+            )
     report["passed"] = ok
     return report
 
 
-def reference_q(net: LoadedNetwork, obs: np.ndarray) -> np.ndarray:
+def reference_outputs(
+    net: LoadedNetwork, obs: np.ndarray, with_distribution: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """DI-engine's network on `obs`, in float64: Q-values, and the return distribution when it is exported."""
     import torch
 
+    q_parts, dist_parts = [], []
     with torch.no_grad():
-        return np.concatenate(
-            [net.reference_q(torch.from_numpy(obs[i : i + 256])).numpy() for i in range(0, len(obs), 256)]
-        ).astype(np.float64)
+        for i in range(0, len(obs), 256):
+            q, dist = net.reference(torch.from_numpy(obs[i : i + 256]))
+            q_parts.append(q.numpy())
+            if with_distribution and dist is not None:
+                dist_parts.append(dist.numpy())
+    q_ref = np.concatenate(q_parts).astype(np.float64)
+    return q_ref, np.concatenate(dist_parts).astype(np.float64) if dist_parts else None
 
 
 # --- the command's one call ----------------------------------------------------------------------------------------
 
 
-def _check_all(blobs: dict[str, bytes], obs: np.ndarray, q_ref: np.ndarray, out: Path, log: Any) -> dict[str, Any]:
+def _check_all(
+    blobs: dict[str, bytes], obs: np.ndarray, ref: tuple[np.ndarray, np.ndarray | None], out: Path, log: Any
+) -> dict[str, Any]:
     parity: dict[str, Any] = {}
     for fmt, blob in blobs.items():
-        parity[fmt] = check_parity(fmt, blob, obs, q_ref)
+        parity[fmt] = check_parity(fmt, blob, obs, ref)
         b1, b256 = parity[fmt]["batch_1"], parity[fmt]["batch_256"]
         log(
             f"{FILENAMES[fmt]:<10} max |dq| {max(b1['max_abs_q_diff'], b256['max_abs_q_diff']):.2e} "
@@ -321,6 +336,7 @@ def export_checkpoint(
     fractions: int = IQN_FRACTIONS,
     precisions: tuple[str, ...] = (),
     check_episodes: int = 20,
+    distribution: bool = False,
     log: Any = print,
 ) -> ExportResult:
     """Every file is checked before any is written: parity for the fp32 models, behaviour for reduced ones."""
@@ -328,12 +344,14 @@ def export_checkpoint(
     facts = require_fit(net.env_id, [net.obs_dim], net.action_count, f"the network in {net.source}")
     out = Path(out_dir) if out_dir is not None else default_export_dir(net.source)
     writable_dir(out, "--out" if out_dir is not None else "export folder", create=False)
-    meta = build_metadata(net, facts)
+    if distribution and not net.has_distribution:
+        raise UserError(f"--distribution: policy type {net.policy_type} learns no return distribution to export")
+    meta = build_metadata(net, facts, distribution)
     blobs: dict[str, bytes] = {}
     for fmt in formats:
         blobs[fmt] = torchscript_bytes(net, meta) if fmt == "torchscript" else onnx_bytes(net, meta, opset)
     obs = parity_observations(net, facts, PARITY_OBSERVATIONS)
-    parity = _check_all(blobs, obs, reference_q(net, obs), out, log)
+    parity = _check_all(blobs, obs, reference_outputs(net, obs, distribution), out, log)
     reduced, behaviour = _reduced(blobs.get("onnx", b""), precisions, obs[: len(obs) // 2], meta, check_episodes, log)
     named = {FILENAMES[fmt]: blob for fmt, blob in blobs.items()}
     named.update({precision.filename(name): blob for name, blob in reduced.items()})

@@ -18,16 +18,28 @@ from dqnkit.runfolder import resolve_checkpoint
 IQN_FRACTIONS = 32  # evenly spaced quantile fractions for IQN's expected Q, unless the user picks another count
 
 
+# Which output of DI-engine's model holds the return distribution: C51's and Rainbow's probabilities over the support,
+# QR-DQN's quantile values (IQN's are computed at fixed fractions by IQNExpectedQ).
+DISTRIBUTION_OUTPUT = {"c51": "distribution", "rainbow": "distribution", "qrdqn": "q"}
+
+
 class ExpectedQ(torch.nn.Module):
     """obs -> the network's `logit`: DQN's Q-values; for C51 and Rainbow the mean over the support, for QR-DQN over
     the quantiles (Rainbow's noisy layers use their mean weights in eval mode)."""
 
-    def __init__(self, net: torch.nn.Module) -> None:
+    def __init__(self, net: torch.nn.Module, distribution_output: str | None) -> None:
         super().__init__()
         self.net = net
+        self.distribution_output = distribution_output
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs)["logit"]
+
+    def with_distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Q-values, the return distribution [B, A, atoms or quantiles])."""
+        assert self.distribution_output is not None
+        out = self.net(obs)
+        return out["logit"], out[self.distribution_output]
 
 
 def iqn_fractions(net: Any, count: int) -> torch.Tensor:
@@ -46,21 +58,30 @@ class IQNExpectedQ(torch.nn.Module):
         self.register_buffer("taus", iqn_fractions(net, count))
         self.count = count
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def quantile_values(self, obs: torch.Tensor) -> torch.Tensor:
+        """[K, B, A]: each action's return quantile at each fraction."""
         x = self.net.encoder(obs)
         embedded = self.net.head.quantile_net(self.taus)  # (K, H)
         rows = (embedded.unsqueeze(1) * x.unsqueeze(0)).reshape(-1, x.shape[-1])  # (K * B, H), quantile-major
-        return self.net.head.Q(rows).reshape(self.count, -1, self.net.head.output_size).mean(0)
+        return self.net.head.Q(rows).reshape(self.count, -1, self.net.head.output_size)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.quantile_values(obs).mean(0)
+
+    def with_distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        values = self.quantile_values(obs)
+        return values.mean(0), values.permute(1, 2, 0)
 
 
-def iqn_reference_q(net: Any, obs: torch.Tensor, count: int) -> torch.Tensor:
-    """DI-engine's own QuantileHead computation, line for line, at the fixed fractions instead of random ones."""
+def iqn_reference_values(net: Any, obs: torch.Tensor, count: int) -> torch.Tensor:
+    """DI-engine's own QuantileHead computation, line for line, at the fixed fractions instead of random ones:
+    [K, B, A] quantile values."""
     head = net.head
     x = net.encoder(obs)
     batch = x.shape[0]
     quantiles = iqn_fractions(net, count).repeat_interleave(batch, dim=0)  # row k * B + b holds fraction k
     logit_x = x.repeat(count, 1) * head.quantile_net(quantiles)
-    return head.Q(logit_x).reshape(count, batch, -1).mean(0)
+    return head.Q(logit_x).reshape(count, batch, -1)
 
 
 @dataclass
@@ -92,16 +113,42 @@ class LoadedNetwork:
     def action_count(self) -> int:
         return int(self.model_config["action_shape"])
 
-    def q_module(self) -> torch.nn.Module:
-        """obs -> expected Q-values, deterministic: what the exports compute."""
-        module = IQNExpectedQ(self.model, self.fractions) if self.policy_type == "iqn" else ExpectedQ(self.model)
-        return module.eval()
+    @property
+    def has_distribution(self) -> bool:
+        return self.policy_type == "iqn" or self.policy_type in DISTRIBUTION_OUTPUT
 
-    def reference_q(self, obs: torch.Tensor) -> torch.Tensor:
-        """The same Q-values computed by DI-engine's own modules, for the parity check."""
+    def q_module(self) -> IQNExpectedQ | ExpectedQ:
+        """obs -> expected Q-values, deterministic: what the exports compute."""
         if self.policy_type == "iqn":
-            return iqn_reference_q(self.model, obs, self.fractions)
-        return self.model(obs)["logit"]
+            return IQNExpectedQ(self.model, self.fractions).eval()
+        return ExpectedQ(self.model, DISTRIBUTION_OUTPUT.get(self.policy_type)).eval()
+
+    def reference(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(Q-values, return distribution or None) computed by DI-engine's own modules, for the parity check."""
+        if self.policy_type == "iqn":
+            values = iqn_reference_values(self.model, obs, self.fractions)
+            return values.mean(0), values.permute(1, 2, 0)
+        out = self.model(obs)
+        key = DISTRIBUTION_OUTPUT.get(self.policy_type)
+        return out["logit"], out[key] if key is not None else None
+
+    def distribution_meta(self) -> dict[str, Any]:
+        """What the exports' `distribution` output holds, for a deployer."""
+        model = self.model_config
+        shape = "float32 [batch, n_actions, n_quantiles]"
+        if self.policy_type in ("c51", "rainbow"):
+            support = torch.linspace(model["v_min"], model["v_max"], model["n_atom"]).tolist()
+            return {
+                "kind": "probabilities over the support",
+                "support": support,
+                "shape": shape.replace("n_quantiles", "n_atom"),
+            }
+        if self.policy_type == "qrdqn":
+            with torch.no_grad():
+                fractions = self.model(torch.zeros(1, self.obs_dim))["tau"][0, :, 0].tolist()
+        else:
+            fractions = iqn_fractions(self.model, self.fractions)[:, 0].tolist()
+        return {"kind": "quantile values at these fractions", "fractions": fractions, "shape": shape}
 
 
 def _compiled_config(source: Path, state: dict[str, Any], config_path: str | Path | None) -> dict[str, Any]:
@@ -146,16 +193,21 @@ def load_network(
 
 
 class GreedyQ(torch.nn.Module):
-    """obs [B, obs_dim] float32 -> (q_values [B, n_actions], action [B] int64): the exported interface."""
+    """obs [B, obs_dim] float32 -> (q_values [B, n_actions], action [B] int64[, distribution]): the exported
+    interface."""
 
-    def __init__(self, q: torch.nn.Module) -> None:
+    def __init__(self, q: IQNExpectedQ | ExpectedQ, with_distribution: bool) -> None:
         super().__init__()
         self.q = q
+        self.with_distribution = with_distribution
 
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.with_distribution:
+            q_values, distribution = self.q.with_distribution(obs)
+            return q_values, torch.argmax(q_values, dim=-1), distribution
         q_values = self.q(obs)
         return q_values, torch.argmax(q_values, dim=-1)
 
 
-def greedy_wrapper(net: LoadedNetwork) -> GreedyQ:
-    return GreedyQ(net.q_module()).eval()
+def greedy_wrapper(net: LoadedNetwork, with_distribution: bool = False) -> GreedyQ:
+    return GreedyQ(net.q_module(), with_distribution).eval()

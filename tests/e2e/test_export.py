@@ -131,8 +131,8 @@ def test_parity_check_detects_a_wrong_model(exported_cartpole: Path, trained_car
     obs = np.random.default_rng(2).normal(size=(512, 4)).astype(np.float32)
     q_ref = _reference_q(trained_cartpole, obs).astype(np.float64)
     blob = (exported_cartpole / "model.onnx").read_bytes()
-    assert check_parity("onnx", blob, obs, q_ref)["passed"]
-    assert not check_parity("onnx", blob, obs, q_ref + 0.01)["passed"]
+    assert check_parity("onnx", blob, obs, (q_ref, None))["passed"]
+    assert not check_parity("onnx", blob, obs, (q_ref + 0.01, None))["passed"]
 
 
 def test_export_of_a_checkpoint_written_by_ding_ckptsaver(tmp_path: Path) -> None:
@@ -256,6 +256,11 @@ def test_an_int8_model_that_does_not_act_like_fp32_is_refused(trained_cartpole: 
     assert len(errors) == 1 and "model.int8.onnx does not act like the fp32 model" in errors[0], result.stderr
     assert "nothing was written" in errors[0] and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_dqn_has_no_distribution_to_export(trained_cartpole: Path, tmp_path: Path) -> None:
+    result = cli("dqn-export", "--ckpt", str(trained_cartpole), "--distribution", "--out", str(tmp_path / "x"))
+    assert_user_error(result, "--distribution", "policy type dqn learns no return distribution")
 
 
 def test_run_folder_without_checkpoints(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import onnxruntime as ort
 import pytest
 import yaml
 
@@ -22,12 +24,13 @@ def test_each_type_trains_exports_and_evaluates_alike(policy_type: str, tmp_path
     assert summary["stop_reason"] == "stop_value", summary
     assert yaml.safe_load((run / "config.yaml").read_text())["policy"]["type"] == policy_type
 
-    exported = cli("dqn-export", "--ckpt", str(run))
+    exported = cli("dqn-export", "--ckpt", str(run), "--distribution")
     assert exported.returncode == 0, exported.stderr
     report = json.loads((run / "export" / "export.json").read_text())
     assert report["policy_type"] == policy_type
     assert report["iqn_fractions"] == (32 if policy_type == "iqn" else None)
     assert all(report["parity"][fmt]["passed"] for fmt in ("torchscript", "onnx"))
+    _assert_distribution_behind_q(run / "export" / "model.onnx")
 
     returns = {}
     for model in (run, run / "export" / "model.onnx", run / "export" / "model.pt"):
@@ -36,6 +39,23 @@ def test_each_type_trains_exports_and_evaluates_alike(policy_type: str, tmp_path
         assert evaluated.returncode == 0, evaluated.stderr
         returns[model.name] = [e["episode_return"] for e in json.loads(out.read_text())["episodes"]]
     assert len(set(map(tuple, returns.values()))) == 1, returns
+
+
+def _assert_distribution_behind_q(model: Path) -> None:
+    """The third output is the return distribution whose mean (over the support, or over the quantiles) is the
+    exported Q-values, as the metadata describes it."""
+    session = ort.InferenceSession(str(model))
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["dqnkit_metadata"])
+    obs = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    q_values, _, distribution = session.run(["q_values", "action", "distribution"], {"obs": obs})
+    described = meta["distribution"]
+    if "support" in described:
+        assert distribution.shape == (16, 2, len(described["support"]))
+        mean = (distribution * np.asarray(described["support"], dtype=np.float32)).sum(-1)
+    else:
+        assert distribution.shape == (16, 2, len(described["fractions"]))
+        mean = distribution.mean(-1)
+    assert np.abs(mean - q_values).max() <= 1e-4 * max(1.0, float(np.abs(q_values).max()))
 
 
 def test_iqn_exports_at_the_number_of_fractions_asked_for(tmp_path: Path) -> None:

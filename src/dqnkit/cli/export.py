@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="IQN only: average Q over K evenly spaced quantile fractions, (k + 0.5) / K (default 32)",
     )
     p.add_argument(
+        "--distribution",
+        action="store_true",
+        help="c51, qrdqn, iqn, rainbow: add the return distribution as a third output (described in the metadata)",
+    )
+    p.add_argument(
         "--precision",
         action="append",
         choices=("fp16", "int8"),
@@ -82,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
             fractions=args.quantiles,
             precisions=tuple(args.precision),
             check_episodes=args.check_episodes,
+            distribution=args.distribution,
             log=lambda line: print(line, file=sys.stderr),
         )
         for path in result.files.values():
