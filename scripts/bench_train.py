@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from results_io import RESULTS, command_line, machine, save_results
+from results_io import RESULTS, command_line, machine, plot_learning_curves, save_results
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -278,24 +278,6 @@ def markdown_report(runs: list[dict[str, Any]], summary: dict[str, Any], meta: d
     return "\n".join(lines)
 
 
-def plot(path: Path, runs: list[dict[str, Any]]) -> None:
-    from dqnkit.plotting import Curve, plot_curves
-
-    curves = [
-        Curve(
-            label=f"{r['system']} seed {r['seed']}",
-            env_step=[p["env_step"] for p in r["curve"]],
-            wall_seconds=[p["wall_seconds"] for p in r["curve"]],
-            mean=[p["eval_mean"] for p in r["curve"]],
-            low=[p["eval_min"] for p in r["curve"]],
-            high=[p["eval_max"] for p in r["curve"]],
-            stop_value=None,
-        )
-        for r in runs
-    ]
-    plot_curves(curves, path, title="DI-engine stock recipe vs dqnkit: eval return")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -338,7 +320,7 @@ def main() -> None:
     }
     data = {"meta": meta, "summary": summary, "runs": runs}
     base = save_results(args.out, "train", data, markdown_report(runs, summary, meta))
-    plot(base.with_suffix(".png"), runs)
+    plot_learning_curves(base.with_suffix(".png"), runs, "system", "DI-engine stock recipe vs dqnkit: eval return")
 
 
 if __name__ == "__main__":

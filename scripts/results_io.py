@@ -45,3 +45,22 @@ def save_results(out: Path, kind: str, data: dict[str, Any], markdown: str) -> P
     base.with_suffix(".md").write_text(markdown)
     print(markdown)
     return base
+
+
+def plot_learning_curves(path: Path, runs: list[dict[str, Any]], label: str, title: str) -> None:
+    """One curve per run (its "curve": metrics.csv rows), labelled "<run[label]> seed <run['seed']>"."""
+    from dqnkit.plotting import Curve, plot_curves
+
+    curves = [
+        Curve(
+            label=f"{r[label]} seed {r['seed']}",
+            env_step=[p["env_step"] for p in r["curve"]],
+            wall_seconds=[p["wall_seconds"] for p in r["curve"]],
+            mean=[p["eval_mean"] for p in r["curve"]],
+            low=[p["eval_min"] for p in r["curve"]],
+            high=[p["eval_max"] for p in r["curve"]],
+            stop_value=None,
+        )
+        for r in runs
+    ]
+    plot_curves(curves, path, title=title)
