@@ -62,6 +62,34 @@ def one_run(policy_type: str, seed: int, args: argparse.Namespace, work: Path) -
     }
 
 
+def exports(run: dict[str, Any], episodes: int) -> dict[str, Any]:
+    """The run's stop checkpoint as fp32 ONNX and reduced to fp16 and int8: size, batch-1 latency, greedy-action
+    agreement on visited states and mean return over seeded episodes, with dqn-export's behaviour check (whose
+    verdict is recorded, not enforced: a refused model is a result here)."""
+    from dqnkit import precision
+    from dqnkit.envs import env_facts
+    from dqnkit.export import DEFAULT_OPSET, PARITY_OBSERVATIONS, build_metadata, onnx_bytes, parity_observations
+    from dqnkit.network import load_network
+    from dqnkit.quiet import silence_warnings
+
+    silence_warnings()
+    net = load_network(run["checkpoint"])
+    facts = env_facts(net.env_id)
+    meta = build_metadata(net, facts)
+    fp32 = onnx_bytes(net, meta, DEFAULT_OPSET)
+    visited = parity_observations(net, facts, PARITY_OBSERVATIONS)[: PARITY_OBSERVATIONS // 2]
+    out: dict[str, Any] = {}
+    for name in precision.PRECISIONS:
+        report = precision.check_behaviour(fp32, precision.convert(fp32, name), visited, meta, episodes)
+        out["fp32"] = {
+            "bytes": report["fp32_bytes"],
+            "batch_1_latency_us": report["fp32_batch_1_latency_us"],
+            "mean_return": report["fp32_mean_return"],
+        }
+        out[name] = report
+    return out
+
+
 def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
@@ -109,6 +137,28 @@ def markdown_report(runs: list[dict[str, Any]], summary: dict[str, Any], meta: d
             f"| {policy_type} | {s['env_steps']:,.0f} | {s['wall_seconds']:.0f} | {s['eval_mean']:.1f} | "
             f"{s['success_rate']:.0%} | {s['stopped']}/{s['runs']} |"
         )
+    if meta.get("exports"):
+        lines += [
+            "",
+            f"Exports of each type's seed-{meta['exports_seed']} stop checkpoint: ONNX at fp32, fp16 and int8 "
+            "(ONNX Runtime, one thread); agreement = the same greedy action as fp32 on visited states; return = mean "
+            f"over {meta['export_episodes']} seeded episodes; kept = dqn-export's behaviour check passed.",
+            "",
+            "| type | precision | bytes | batch-1 us | agreement | return | kept |",
+            "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for policy_type, table in meta["exports"].items():
+            fp32 = table["fp32"]
+            lines.append(
+                f"| {policy_type} | fp32 | {fp32['bytes']:,} | {fp32['batch_1_latency_us']:.1f} | - | "
+                f"{fp32['mean_return']:.1f} | - |"
+            )
+            for name in ("fp16", "int8"):
+                r = table[name]
+                lines.append(
+                    f"| {policy_type} | {name} | {r['bytes']:,} | {r['batch_1_latency_us']:.1f} | "
+                    f"{r['action_agreement']:.1%} | {r['mean_return']:.1f} | {'yes' if r['passed'] else 'no'} |"
+                )
     return "\n".join([*lines, ""])
 
 
@@ -121,6 +171,8 @@ def main() -> None:
     p.add_argument("--eval-episodes", type=int, default=100)
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--work", type=Path, help="where runs go (default: a folder under --out/bench-runs)")
+    p.add_argument("--export-episodes", type=int, default=20, help="episodes per precision in the exports table")
+    p.add_argument("--no-exports", action="store_true", help="leave out the exports table")
     args = p.parse_args()
 
     stamp = date.today().isoformat()
@@ -145,6 +197,11 @@ def main() -> None:
         "command": command_line("bench_family.py"),
         "max_env_steps": args.max_env_steps,
         "eval_episodes": args.eval_episodes,
+        "export_episodes": args.export_episodes,
+        "exports_seed": args.seeds[0],
+        "exports": {}
+        if args.no_exports
+        else {r["type"]: exports(r, args.export_episodes) for r in runs if r["seed"] == args.seeds[0]},
     }
     base = save_results(
         args.out, "family", {"meta": meta, "summary": summary, "runs": runs}, markdown_report(runs, summary, meta)

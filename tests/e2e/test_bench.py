@@ -51,10 +51,13 @@ def test_bench_family_runs_each_type_and_writes_json_md_png(tmp_path: Path) -> N
     _script(
         "bench_family.py",
         *("--seeds", "0", "--types", "dqn", "iqn", "--configs", str(CONFIGS / "cartpole")),
-        *("--max-env-steps", "600", "--eval-episodes", "2", "--out", str(tmp_path)),
+        *("--max-env-steps", "600", "--eval-episodes", "2", "--export-episodes", "2", "--out", str(tmp_path)),
     )
     [result] = list(tmp_path.glob("family-*.json"))
     data = json.loads(result.read_text())
+    exports = data["meta"]["exports"]
+    assert set(exports) == {"dqn", "iqn"}
+    assert all(exports[t][p]["bytes"] > 0 and "passed" in exports[t][p] for t in exports for p in ("fp16", "int8"))
     assert [r["type"] for r in data["runs"]] == ["dqn", "iqn"]
     assert all(r["env_steps"] > 0 and r["curve"] and set(r["eval"]) >= {"mean", "success_rate"} for r in data["runs"])
     assert set(data["summary"]) == {"dqn", "iqn"}
