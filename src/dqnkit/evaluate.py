@@ -160,17 +160,57 @@ def episode_outcome(env: Any, terminated: bool) -> str:
     return "landed" if not lander.awake and not getattr(unwrapped, "game_over", False) else "crashed"
 
 
+def mean_interval(values: list[float], confidence: float = 0.95) -> list[float] | None:
+    """Student's t interval for the mean of `values` (None for fewer than two)."""
+    from scipy import stats
+
+    if len(values) < 2:
+        return None
+    mean, sem = statistics.fmean(values), statistics.stdev(values) / math.sqrt(len(values))
+    if sem == 0:
+        return [mean, mean]
+    low, high = stats.t.interval(confidence, len(values) - 1, loc=mean, scale=sem)
+    return [float(low), float(high)]
+
+
+def proportion_interval(successes: int, trials: int, confidence: float = 0.95) -> list[float]:
+    """Wilson's score interval for a success rate."""
+    from scipy import stats
+
+    interval = stats.binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="wilson")
+    return [float(interval.low), float(interval.high)]
+
+
+def compare(a: Report, b: Report) -> dict[str, Any]:
+    """B against A on the same seeded episodes: the paired difference of their returns, with its 95% interval."""
+    if [e.seed for e in a.episodes] != [e.seed for e in b.episodes] or a.env_id != b.env_id:
+        raise UserError(f"{a.model} and {b.model} did not play the same episodes: compare them on one env and seed")
+    differences = [eb.episode_return - ea.episode_return for ea, eb in zip(a.episodes, b.episodes, strict=True)]
+    return {
+        "a": a.model,
+        "b": b.model,
+        "episodes": len(differences),
+        "mean_difference": statistics.fmean(differences),
+        "difference_ci95": mean_interval(differences),
+        "b_better": sum(d > 0 for d in differences),
+        "a_better": sum(d < 0 for d in differences),
+    }
+
+
 def summarize(episodes: list[Episode], threshold: float | None, wall_seconds: float) -> dict[str, Any]:
     returns = [e.episode_return for e in episodes]
     steps = sum(e.length for e in episodes)
+    successes = sum(r >= threshold for r in returns) if threshold is not None else None
     return {
         "episodes": len(episodes),
         "mean": statistics.fmean(returns),
+        "mean_ci95": mean_interval(returns),
         "std": statistics.pstdev(returns),
         "median": statistics.median(returns),
         "min": min(returns),
         "max": max(returns),
-        "success_rate": (sum(r >= threshold for r in returns) / len(returns)) if threshold is not None else None,
+        "success_rate": successes / len(returns) if successes is not None else None,
+        "success_rate_ci95": proportion_interval(successes, len(returns)) if successes is not None else None,
         "mean_length": steps / len(episodes),
         "env_steps": steps,
         "env_steps_per_second": steps / wall_seconds if wall_seconds > 0 else math.inf,

@@ -304,3 +304,23 @@ def test_lunarlander_v2_without_decorative_particles_plays_bit_identical_episode
             most_particles = max(most_particles, len(stock.unwrapped.particles))
             done = term or trunc
     assert most_particles > 100  # what gym's env carries along without a window
+
+
+def test_two_models_are_compared_on_the_same_episodes(exported_cartpole: Path, tmp_path: Path) -> None:
+    a, b = exported_cartpole / "model.onnx", exported_cartpole / "model.pt"
+    result = cli("dqn-eval", str(a), str(b), "--episodes", "4", "--json", str(tmp_path / "c.json"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert [m["kind"] for m in data["models"]] == ["onnx", "torchscript"]
+    comparison = data["comparison"]
+    assert comparison["mean_difference"] == 0.0 and comparison["difference_ci95"] == [0.0, 0.0]  # the same network
+    assert "mean return difference +0.00; 95% CI +0.00 to +0.00 over 4 paired episodes" in result.stdout
+    for stats in (m["stats"] for m in data["models"]):
+        low, high = stats["mean_ci95"]
+        assert low <= stats["mean"] <= high
+
+
+@pytest.mark.contract
+def test_more_than_two_models_or_a_window_for_two() -> None:
+    assert_user_error(cli("dqn-eval", "a.onnx", "b.onnx", "c.onnx"), "3 models given")
+    assert_user_error(cli("dqn-eval", "a.onnx", "b.onnx", "--render"), "--render and --video show one model")

@@ -17,6 +17,7 @@ examples:
   dqn-eval runs/lunarlander_dqn_seed0 --episodes 100 --envs 8 --json report.json
   dqn-eval runs/lunarlander_dqn_seed0/export/model.onnx --render     # a window at 50 fps (video without a display)
   dqn-eval runs/cartpole_dqn_seed0 --video cartpole.mp4 --episodes 3  # .mp4 or .gif
+  dqn-eval runs/a runs/b --episodes 100 --envs 8     # B - A on the same episodes, with its 95% interval
 
 Episode i uses seed SEED+i, so a checkpoint, its model.pt and its model.onnx give the same returns.
 An ONNX evaluation needs only onnxruntime and gym (it does not import torch or DI-engine).
@@ -35,7 +36,11 @@ def probability(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     p = make_parser("dqn-eval", __doc__ or "", EPILOG)
-    p.add_argument("model", nargs="?", help="run folder, checkpoint, model.pt or model.onnx (default: newest run)")
+    p.add_argument(
+        "model",
+        nargs="*",
+        help="run folder, checkpoint, model.pt or model.onnx (default: newest run); two: compared on the same episodes",
+    )
     p.add_argument("--env", help="environment id (default: the one the model was trained on)")
     p.add_argument("--episodes", type=positive_int, default=20, help="number of episodes (default 20)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="episode i uses seed SEED+i (default 0)")
@@ -65,24 +70,43 @@ def format_report(report: Any) -> str:
     return "\n".join(lines)
 
 
+def _interval(bounds: list[float] | None, fmt: str) -> str:
+    return f"; 95% CI {bounds[0]:{fmt}} to {bounds[1]:{fmt}}" if bounds is not None else ""
+
+
 def summary_line(report: Any) -> str:
     s = report.stats
     success = (
-        f"success {s['success_rate']:.0%} (>= {report.reward_threshold:g})" if s["success_rate"] is not None else ""
+        f"success {s['success_rate']:.0%} (>= {report.reward_threshold:g}{_interval(s['success_rate_ci95'], '.0%')})"
+        if s["success_rate"] is not None
+        else ""
     )
     return (
         f"{report.env_id} {report.kind} {report.model}: {s['episodes']} episodes,"
-        f" return {s['mean']:.2f} ± {s['std']:.2f}"
+        f" return {s['mean']:.2f} ± {s['std']:.2f}{_interval(s['mean_ci95'], '.2f')}"
         f" (median {s['median']:.2f}, min {s['min']:.2f}, max {s['max']:.2f}), {success}, mean length"
         f" {s['mean_length']:.1f}, {s['env_steps_per_second']:,.0f} env steps/s"
     )
 
 
+def comparison_line(comparison: dict[str, Any]) -> str:
+    c = comparison
+    return (
+        f"{c['b']} - {c['a']}: mean return difference {c['mean_difference']:+.2f}"
+        f"{_interval(c['difference_ci95'], '+.2f')} over {c['episodes']} paired episodes"
+        f" ({c['b_better']} better, {c['a_better']} worse)"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if len(args.model) > 2:
+        build_parser().error(f"{len(args.model)} models given: evaluate one, or compare two")
+    if len(args.model) == 2 and (args.render or args.video is not None):
+        build_parser().error("--render and --video show one model: leave one of the two out")
 
     def command() -> int:
-        from dqnkit.evaluate import VIDEO_SUFFIXES, evaluate
+        from dqnkit.evaluate import VIDEO_SUFFIXES, compare, evaluate
         from dqnkit.quiet import silence_warnings
         from dqnkit.runfolder import newest_run
         from dqnkit.validate import writable_file
@@ -92,25 +116,34 @@ def main(argv: list[str] | None = None) -> None:
             writable_file(args.video, "--video", VIDEO_SUFFIXES)
         if args.json is not None:
             writable_file(args.json, "--json")
-        model = args.model
-        if model is None:
-            model = newest_run(args.runs_dir)
-            print(f"dqn-eval: evaluating {model} (the newest run under {args.runs_dir}/)", file=sys.stderr)
-        report = evaluate(
-            model,
-            env_id=args.env,
-            episodes=args.episodes,
-            seed=args.seed,
-            epsilon=args.epsilon,
-            n_envs=args.envs,
-            render=args.render,
-            video=args.video,
-            log=lambda line: print(f"dqn-eval: {line}", file=sys.stderr),
-            config_path=args.config,
-        )
-        print(summary_line(report) if args.quiet else format_report(report))
+        models = args.model
+        if not models:
+            models = [newest_run(args.runs_dir)]
+            print(f"dqn-eval: evaluating {models[0]} (the newest run under {args.runs_dir}/)", file=sys.stderr)
+        reports = [
+            evaluate(
+                model,
+                env_id=args.env,
+                episodes=args.episodes,
+                seed=args.seed,
+                epsilon=args.epsilon,
+                n_envs=args.envs,
+                render=args.render,
+                video=args.video,
+                log=lambda line: print(f"dqn-eval: {line}", file=sys.stderr),
+                config_path=args.config,
+            )
+            for model in models
+        ]
+        for report in reports:
+            print(summary_line(report) if args.quiet else format_report(report))
+        output = reports[0].to_json()
+        if len(reports) == 2:
+            comparison = compare(*reports)
+            print(comparison_line(comparison))
+            output = {"models": [r.to_json() for r in reports], "comparison": comparison}
         if args.json is not None:
-            args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+            args.json.write_text(json.dumps(output, indent=2) + "\n")
         return 0
 
     run_command("dqn-eval", command)
