@@ -97,15 +97,30 @@ def make_ding_env(env_id: str) -> Any:
     return DingEnvWrapper(raw, cfg=EasyDict({"env_id": env_id}))
 
 
+def _check_spaces(env_id: str, env: Any) -> None:
+    """DQN acts on an array of observations with a finite set of actions."""
+    obs_space, action_space = env.observation_space, env.action_space
+    if getattr(obs_space, "shape", None) is None or type(obs_space).__name__ != "Box":
+        raise UserError(
+            f"{env_id} observes a {type(obs_space).__name__} space; dqnkit trains on Box (array) observations "
+            "with Discrete actions (flatten the observation with a wrapper)"
+        )
+    if not hasattr(action_space, "n") or type(action_space).__name__ != "Discrete":
+        raise UserError(
+            f"{env_id} acts in a {type(action_space).__name__} space; dqnkit's DQN family needs Discrete actions"
+        )
+
+
 def env_facts(env_id: str) -> dict[str, Any]:
     """What reports and exports need to know about an env: obs shape, actions, threshold, fps."""
     env = make_raw_env(env_id)
     try:
+        _check_spaces(env_id, env)
         spec = env.spec
         facts = {
             "env_id": env_id,
             "obs_shape": list(env.observation_space.shape),
-            "action_count": int(env.action_space.n) if hasattr(env.action_space, "n") else None,
+            "action_count": int(env.action_space.n),
             "reward_threshold": spec.reward_threshold if spec is not None else None,
             "render_fps": int(env.metadata.get("render_fps") or 30),
             "obs_low": [float(x) for x in getattr(env.observation_space, "low", np.empty(0)).reshape(-1)],
@@ -120,12 +135,24 @@ def require_fit(env_id: str, obs_shape: list[int], action_count: int, owner: str
     """The env's facts, or a one-line error when a Q-network of these shapes cannot act in it."""
     facts = env_facts(env_id)
     if facts["obs_shape"] != obs_shape or facts["action_count"] != action_count:
-        actions = facts["action_count"] if facts["action_count"] is not None else "non-discrete"
+        fix = (
+            f"; set policy.model.obs_shape={model_obs_shape(facts)} and action_shape={facts['action_count']}, "
+            "or leave both out and dqn-train takes them from the env"
+            if owner == "policy.model"
+            else ""
+        )
         raise UserError(
             f"{owner} expects observations {obs_shape} and {action_count} actions, "
-            f"but {env_id} has {facts['obs_shape']} and {actions}"
+            f"but {env_id} has {facts['obs_shape']} and {facts['action_count']}{fix}"
         )
     return facts
+
+
+def model_obs_shape(facts: dict[str, Any]) -> int | list[int]:
+    """policy.model.obs_shape for an env: a number for vectors (DI-engine's fully connected encoder), the shape
+    otherwise."""
+    shape = facts["obs_shape"]
+    return int(shape[0]) if len(shape) == 1 else [int(x) for x in shape]
 
 
 def reset_env(env: Any, seed: int | None) -> Any:

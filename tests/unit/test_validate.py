@@ -158,3 +158,32 @@ def test_output_files_that_cannot_be_written(tmp_path: Path, read_only_dir: Path
             writable_file(path, "--video", (".mp4", ".gif") if path != tmp_path else None)
     writable_file(tmp_path / "v.mp4", "--video", (".mp4", ".gif"))
     assert not (tmp_path / "v.mp4").exists()
+
+
+def test_model_shapes_left_out_are_the_envs(tmp_path: Path) -> None:
+    from dqnkit.train.plan import TrainOptions, plan_run
+
+    config = tmp_path / "acrobot.py"
+    config.write_text(
+        "import runpy\n"
+        f"base = runpy.run_path({str(CONFIGS / 'cartpole.py')!r})\n"
+        "main_config, create_config = base['main_config'], base['create_config']\n"
+        "main_config.env.env_id = 'Acrobot-v1'\n"
+        "del main_config.policy.model['obs_shape'], main_config.policy.model['action_shape']\n"
+    )
+    plan = plan_run(TrainOptions(config=str(config), runs_dir=str(tmp_path / "runs")))
+    assert (plan.cfg.policy.model.obs_shape, plan.cfg.policy.model.action_shape) == (6, 3)
+
+
+def test_shapes_that_do_not_fit_the_env_come_with_the_fix(tmp_path: Path) -> None:
+    _refused(
+        tmp_path,
+        "env.env_id=Acrobot-v1",
+        fragments=("has [6] and 3", "set policy.model.obs_shape=6 and action_shape=3, or leave both out"),
+    )
+
+
+def test_continuous_actions_are_refused_with_what_dqnkit_supports(tmp_path: Path) -> None:
+    _refused(
+        tmp_path, "env.env_id=Pendulum-v1", fragments=("Pendulum-v1 acts in a Box space", "needs Discrete actions")
+    )

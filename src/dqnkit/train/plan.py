@@ -12,7 +12,7 @@ import torch
 from dqnkit import checkpoint as ckpt
 from dqnkit import runfolder
 from dqnkit.config import apply_overrides, compile_dqn_config, load_config_file, parse_override, to_plain
-from dqnkit.envs import require_fit
+from dqnkit.envs import env_facts, model_obs_shape, require_fit
 from dqnkit.errors import UserError
 from dqnkit.validate import check_policy_type, check_run_config, writable_dir
 
@@ -91,10 +91,22 @@ def _resumed_configs(options: TrainOptions) -> tuple[Path, Path, dict[str, Any],
     return run_dir, resume_from, state, main, create, seed
 
 
+def _fill_model_shapes(main: dict[str, Any], overrides: list[tuple[str, Any]]) -> None:
+    """policy.model.obs_shape and action_shape, where the config leaves them out: the env's (checked either way)."""
+    model = main.setdefault("policy", {}).setdefault("model", {})
+    env_id = dict(overrides).get("env.env_id", (main.get("env") or {}).get("env_id"))
+    if ("obs_shape" in model and "action_shape" in model) or not env_id:
+        return
+    facts = env_facts(str(env_id))
+    model.setdefault("obs_shape", model_obs_shape(facts))
+    model.setdefault("action_shape", facts["action_count"])
+
+
 def _compiled(options: TrainOptions, main: dict[str, Any], create: dict[str, Any], seed: int) -> Any:
     """The config compiled with the command line's settings, and checked."""
     check_policy_type(create)
     overrides = _cli_overrides(options)
+    _fill_model_shapes(main, overrides)
     if options.env_manager is not None:
         # The manager's defaults differ by type, so the choice goes into create_config before compiling.
         create.setdefault("env_manager", {})["type"] = options.env_manager
