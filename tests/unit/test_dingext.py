@@ -212,40 +212,6 @@ def test_fast_dqn_policy_learns_exactly_like_dqn_policy(sampled_batches: list[li
     assert not all(torch.equal(v, online[k]) for k, v in target.items())
 
 
-@pytest.fixture(scope="module")
-def twin_buffers() -> tuple[Any, Any]:
-    """DI-engine's DequeBuffer and dqnkit's ArrayReplayBuffer (200 transitions each), fed the same 300+ CartPole
-    transitions by two data_pushers after dqnkit's 3-step enhancer: both have wrapped around."""
-    from ding.data import DequeBuffer
-    from ding.framework.middleware import data_pusher
-
-    from dqnkit.dingext.nstep import nstep_reward_enhancer
-    from dqnkit.dingext.replay import ArrayReplayBuffer
-
-    deque_buffer, array_buffer = DequeBuffer(size=200), ArrayReplayBuffer(size=200)
-    pushed: list[list[Any]] = []
-
-    def feed(cfg: Any, task: Any) -> list[Any]:
-        def keep(ctx: Any) -> None:
-            pushed.append(list(ctx.trajectories))
-            task.finish = sum(map(len, pushed)) >= 300
-
-        def hand_over_again(ctx: Any) -> None:  # data_pusher consumed ctx.trajectories
-            ctx.trajectories = pushed[-1]
-
-        return [
-            nstep_reward_enhancer(cfg),
-            keep,
-            data_pusher(cfg, deque_buffer),
-            hand_over_again,
-            data_pusher(cfg, array_buffer),
-        ]
-
-    collect_cartpole(2, 100, feed)
-    assert deque_buffer.count() == array_buffer.count() == 200 < sum(map(len, pushed))
-    return deque_buffer, array_buffer
-
-
 def test_array_replay_buffer_holds_and_samples_what_deque_buffer_does(twin_buffers: tuple[Any, Any]) -> None:
     import random
 

@@ -8,16 +8,12 @@ from typing import Any
 
 import pytest
 import torch
-from ding.data import DequeBuffer
-from ding.framework.middleware import data_pusher
 from ding.policy import C51Policy, IQNPolicy, QRDQNPolicy, RainbowDQNPolicy
 from ding.utils import set_pkg_seed
 
-from conftest import CONFIGS, collect_cartpole
+from conftest import CONFIGS
 from dqnkit.config import compile_dqn_config, load_config_file
 from dqnkit.dingext.family import ALGORITHMS
-from dqnkit.dingext.nstep import nstep_reward_enhancer
-from dqnkit.dingext.replay import ArrayReplayBuffer
 from dqnkit.errors import UserError
 from dqnkit.network import IQNExpectedQ, iqn_reference_values
 from dqnkit.validate import POLICY_TYPES
@@ -31,29 +27,6 @@ def _cfg(policy_type: str) -> Any:
     # Rainbow's default is prioritized replay, which keeps DI-engine's DequeBuffer.
     main["policy"].update(priority=False, priority_IS_weight=False)
     return compile_dqn_config(main, create, seed=0)
-
-
-@pytest.fixture(scope="module")
-def twin_buffers() -> tuple[Any, Any]:
-    """A DequeBuffer and an ArrayReplayBuffer fed the same 3-step CartPole transitions (both wrapped around)."""
-    deque_buffer, array_buffer = DequeBuffer(size=200), ArrayReplayBuffer(size=200)
-    pushed: list[list[Any]] = []
-
-    def feed(cfg: Any, task: Any) -> list[Any]:
-        def keep(ctx: Any) -> None:
-            pushed.append(list(ctx.trajectories))
-            task.finish = sum(map(len, pushed)) >= 300
-
-        def hand_over_again(ctx: Any) -> None:
-            ctx.trajectories = pushed[-1]
-
-        return [nstep_reward_enhancer(cfg), keep, data_pusher(cfg, deque_buffer), hand_over_again]
-
-    collect_cartpole(2, 100, feed)
-    for trajectories in pushed:
-        for transition in trajectories:
-            array_buffer.push(transition)
-    return deque_buffer, array_buffer
 
 
 @pytest.mark.parametrize("policy_type", ["c51", "qrdqn", "iqn", "rainbow"])
