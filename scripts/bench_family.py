@@ -78,15 +78,16 @@ def exports(run: dict[str, Any], episodes: int) -> dict[str, Any]:
     meta = build_metadata(net, facts)
     fp32 = onnx_bytes(net, meta, DEFAULT_OPSET)
     visited = parity_observations(net, facts, PARITY_OBSERVATIONS)[: PARITY_OBSERVATIONS // 2]
-    out: dict[str, Any] = {}
-    for name in precision.PRECISIONS:
-        report = precision.check_behaviour(fp32, precision.convert(fp32, name), visited, meta, episodes)
-        out["fp32"] = {
-            "bytes": report["fp32_bytes"],
-            "batch_1_latency_us": report["fp32_batch_1_latency_us"],
-            "mean_return": report["fp32_mean_return"],
+    reference = precision.Reference.measure(fp32, visited, meta, episodes)
+    out: dict[str, Any] = {
+        "fp32": {
+            "bytes": reference.size,
+            "batch_1_latency_us": reference.latency_us,
+            "mean_return": statistics.fmean(reference.returns),
         }
-        out[name] = report
+    }
+    for name in precision.PRECISIONS:
+        out[name] = precision.check_behaviour(reference, precision.convert(fp32, name), visited, meta)
     return out
 
 

@@ -295,10 +295,14 @@ def _reduced(
     onnx_blob: bytes, precisions: tuple[str, ...], visited: np.ndarray, meta: dict[str, Any], episodes: int, log: Any
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
     """The reduced-precision models that act like the fp32 one, and the check's report for each."""
-    blobs, reports = {}, {}
+    blobs: dict[str, bytes] = {}
+    reports: dict[str, Any] = {}
+    if not precisions:
+        return blobs, reports
+    reference = precision.Reference.measure(onnx_blob, visited, meta, episodes)
     for name in precisions:
         blob = precision.convert(onnx_blob, name)
-        report = reports[name] = precision.check_behaviour(onnx_blob, blob, visited, meta, episodes)
+        report = reports[name] = precision.check_behaviour(reference, blob, visited, meta)
         low, high = report["fp32_confidence_interval_95"]
         log(
             f"{precision.filename(name):<16} greedy actions agree {report['action_agreement']:.2%} on visited states; "

@@ -96,26 +96,41 @@ def confidence_interval(returns: list[float]) -> tuple[float, float]:
     return mean - half, mean + half
 
 
-def check_behaviour(
-    fp32: bytes, reduced: bytes, visited: np.ndarray, meta: dict[str, Any], episodes: int
-) -> dict[str, Any]:
-    """The report of `reduced` against `fp32`; report["passed"] says whether it may be written."""
-    reference, candidate = Session(fp32), Session(reduced)
-    agreement = float((reference.q_values(visited).argmax(1) == candidate.q_values(visited).argmax(1)).mean())
-    reference_returns, candidate_returns = _returns(reference, meta, episodes), _returns(candidate, meta, episodes)
-    low, high = confidence_interval(reference_returns)
-    mean = statistics.fmean(candidate_returns)
+@dataclass
+class Reference:
+    """What every reduced model of one export is checked against, measured once: the fp32 model's greedy actions
+    on the visited states, its returns over the check's episodes, its size and latency."""
+
+    actions: np.ndarray
+    returns: list[float]
+    size: int  # bytes
+    latency_us: float
+
+    @classmethod
+    def measure(cls, fp32: bytes, visited: np.ndarray, meta: dict[str, Any], episodes: int) -> Reference:
+        session = Session(fp32)
+        actions = session.q_values(visited).argmax(1)
+        return cls(actions, _returns(session, meta, episodes), len(fp32), session.latency_us(visited))
+
+
+def check_behaviour(reference: Reference, reduced: bytes, visited: np.ndarray, meta: dict[str, Any]) -> dict[str, Any]:
+    """The report of `reduced` against the fp32 model; report["passed"] says whether it may be written."""
+    candidate = Session(reduced)
+    episodes = len(reference.returns)
+    agreement = float((reference.actions == candidate.q_values(visited).argmax(1)).mean())
+    low, high = confidence_interval(reference.returns)
+    mean = statistics.fmean(_returns(candidate, meta, episodes))
     return {
         "action_agreement": agreement,
         "min_action_agreement": MIN_ACTION_AGREEMENT,
         "episodes": episodes,
         "episode_seeds": f"{CHECK_SEED}-{CHECK_SEED + episodes - 1}",
         "mean_return": mean,
-        "fp32_mean_return": statistics.fmean(reference_returns),
+        "fp32_mean_return": statistics.fmean(reference.returns),
         "fp32_confidence_interval_95": [low, high],
         "bytes": len(reduced),
-        "fp32_bytes": len(fp32),
+        "fp32_bytes": reference.size,
         "batch_1_latency_us": candidate.latency_us(visited),
-        "fp32_batch_1_latency_us": reference.latency_us(visited),
+        "fp32_batch_1_latency_us": reference.latency_us,
         "passed": agreement >= MIN_ACTION_AGREEMENT and low <= mean <= high,
     }
