@@ -98,11 +98,14 @@ def _one_of(key: str, value: Any, choices: tuple[str, ...]) -> None:
         raise UserError(f"{key} must be one of {', '.join(choices)}, not {value!r}{hint}")
 
 
+def _require(key: str, value: Any, allowed: Range) -> None:
+    if not allowed.admits(value):
+        raise UserError(f"{key} must be {allowed.describe()}, not {value!r}")
+
+
 def check_ranges(cfg: Any) -> None:
     for key, allowed in RANGES.items():
-        value = _lookup(cfg, key)
-        if not allowed.admits(value):
-            raise UserError(f"{key} must be {allowed.describe()}, not {value!r}")
+        _require(key, _lookup(cfg, key), allowed)
     sizes = [int(x) for x in cfg.policy.model.get("encoder_hidden_size_list") or []]
     if any(size < 1 for size in sizes):
         raise UserError(f"policy.model.encoder_hidden_size_list must hold whole numbers >= 1, not {sizes!r}")
@@ -126,15 +129,14 @@ def _check_family_model(cfg: Any) -> None:
     """The keys of the distributional models that their policies read."""
     policy_type, model = cfg.policy.type, cfg.policy.model
     if policy_type in ("c51", "rainbow"):
-        if not COUNT.admits(model.n_atom) or model.n_atom < 2:
-            raise UserError(f"policy.model.n_atom must be a whole number >= 2, not {model.n_atom!r}")
+        _require("policy.model.n_atom", model.n_atom, Range(whole=True, low=2))
         v_min, v_max = model.v_min, model.v_max
         if not (Range(whole=False).admits(v_min) and Range(whole=False).admits(v_max) and v_min < v_max):
             raise UserError(f"policy.model.v_min ({v_min!r}) must be a number below policy.model.v_max ({v_max!r})")
-    if policy_type in ("qrdqn", "iqn") and "num_quantiles" in model and not COUNT.admits(model.num_quantiles):
-        raise UserError(f"policy.model.num_quantiles must be a whole number >= 1, not {model.num_quantiles!r}")
-    if policy_type == "iqn" and not POSITIVE.admits(cfg.policy.learn.kappa):
-        raise UserError(f"policy.learn.kappa must be a number > 0, not {cfg.policy.learn.kappa!r}")
+    if policy_type in ("qrdqn", "iqn") and "num_quantiles" in model:
+        _require("policy.model.num_quantiles", model.num_quantiles, COUNT)
+    if policy_type == "iqn":
+        _require("policy.learn.kappa", cfg.policy.learn.kappa, POSITIVE)
 
 
 def check_td_target(learn: Any, policy_type: str) -> None:
@@ -145,10 +147,8 @@ def check_td_target(learn: Any, policy_type: str) -> None:
             f"policy.learn.td_target {learn.td_target} is DQN's; policy type {policy_type} has its own target"
         )
     if learn.td_target == "munchausen":
-        for key, allowed in (("munchausen_tau", POSITIVE), ("munchausen_alpha", Range(whole=False, low=0))):
-            value = learn[key]
-            if not allowed.admits(value):
-                raise UserError(f"policy.learn.{key} must be {allowed.describe()}, not {value!r}")
+        _require("policy.learn.munchausen_tau", learn.munchausen_tau, POSITIVE)
+        _require("policy.learn.munchausen_alpha", learn.munchausen_alpha, Range(whole=False, low=0))
 
 
 def resolved_eval_lag(cfg: Any) -> int:
