@@ -63,7 +63,6 @@ class Algorithm:
     name: str
     policy: type
     model: type
-    about: str
 
     def build(self, policy_cfg: Any, enable_field: list[str] | None = None) -> tuple[Any, Any]:
         """(model, policy) for a compiled `policy` section."""
@@ -74,14 +73,10 @@ class Algorithm:
 ALGORITHMS = {
     a.name: a
     for a in (
-        Algorithm("dqn", FastDQNPolicy, DQN, "double DQN with a dueling head (DI-engine's DQNPolicy)"),
-        Algorithm("c51", C51, C51DQN, "C51: a categorical return distribution"),
-        Algorithm("qrdqn", QuantileRegression, QRDQN, "QR-DQN: quantile regression"),
-        Algorithm("iqn", ImplicitQuantiles, IQN, "IQN: implicit quantile networks"),
-        Algorithm("rainbow", Rainbow, RainbowDQN, "Rainbow: C51 + dueling + noisy nets + prioritized replay"),
+        Algorithm("dqn", FastDQNPolicy, DQN),
+        Algorithm("c51", C51, C51DQN),
+        Algorithm("qrdqn", QuantileRegression, QRDQN),
+        Algorithm("iqn", ImplicitQuantiles, IQN),
+        Algorithm("rainbow", Rainbow, RainbowDQN),
     )
 }
-
-
-def algorithm(policy_type: str) -> Algorithm:
-    return ALGORITHMS[policy_type]

@@ -28,7 +28,7 @@ import torch
 from ding.framework.context import OnlineRLContext
 from ding.framework.middleware import interaction_evaluator
 
-from dqnkit.dingext.family import algorithm
+from dqnkit.dingext.family import ALGORITHMS
 from dqnkit.errors import TrainingFailed
 from dqnkit.quiet import mute_ding_logging
 from dqnkit.train.recorder import Evaluation
@@ -49,7 +49,7 @@ def _serve(cfg: Any, make_env: Callable[[], Any], seed_env: Callable[[Any], None
         eval_cfg = copy.deepcopy(cfg)
         eval_cfg.env.stop_value = float("inf")  # the training process applies the stop rule
         eval_cfg.policy.cuda = False  # a DQN this size evaluates fast enough on one core
-        model, policy = algorithm(eval_cfg.policy.type).build(eval_cfg.policy, enable_field=["eval"])
+        model, policy = ALGORITHMS[eval_cfg.policy.type].build(eval_cfg.policy, enable_field=["eval"])
         evaluate = interaction_evaluator(eval_cfg, policy.eval_mode, env)
         seed_env(env)  # after interaction_evaluator, which seeds its envs itself
         env.launch()

@@ -41,7 +41,7 @@ from ding.utils import DistributedWriter, set_pkg_seed
 from dqnkit import runfolder
 from dqnkit.config import to_plain
 from dqnkit.dingext.envmanager import MANAGERS
-from dqnkit.dingext.family import algorithm
+from dqnkit.dingext.family import ALGORITHMS
 from dqnkit.dingext.nstep import nstep_reward_enhancer
 from dqnkit.dingext.replay import ArrayReplayBuffer
 from dqnkit.dingext.speedups import fast_batch_collation, fast_tree_construction
@@ -319,7 +319,7 @@ def _build(parts: Parts, plan: RunPlan, roles: Roles, progress: ProgressLine) ->
         parts.evaluator_env = env_manager(cfg, cfg.env.evaluator_env_num)
     seed = int(cfg.seed) + roles.seed_offset
     set_pkg_seed(seed, use_cuda=cfg.policy.cuda)
-    model, policy = algorithm(cfg.policy.type).build(cfg.policy)
+    model, policy = ALGORITHMS[cfg.policy.type].build(cfg.policy)
     if roles.learns:
         parts.recorder = _make_recorder(plan, policy, progress)
     if roles.node is not None:
