@@ -292,7 +292,7 @@ def _run_task(parts: Parts, signals: InterruptSignals, roles: Roles) -> Outcome:
         if parts.heartbeat is not None and roles.node is not None:
             parts.heartbeat.start(roles.node)
         # What exists now (DI-engine, torch, envs, model) lives until the run ends; unfrozen, every full garbage
-        # collection rescanned it. Unfrozen in run_planned, so that a process training several times can still
+        # collection rescanned it. Unfrozen in _build_and_run, so that a process training several times can still
         # collect a finished run's cycles.
         gc.freeze()
         with denormals_flushed():  # here only: the evaluator child and env workers compute as dqn-eval does
