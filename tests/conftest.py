@@ -138,22 +138,33 @@ def hostile_checkpoint(path: Path, marker: Path) -> Path:
 def collect_cartpole(env_count: int, max_step: int, downstream: Callable[[Any, Any], list[Any]]) -> Any:
     """Run DI-engine's eps_greedy_handler and StepCollector (n_sample 32) on `env_count` seeded CartPole envs with
     nstep 3, followed by the middleware `downstream(cfg, task)` returns. Returns the compiled config."""
+    return collect_transitions("cartpole.py", env_count, max_step, downstream)
+
+
+def collect_transitions(
+    config: str, env_count: int, max_step: int, downstream: Callable[[Any, Any], list[Any]], **env: Any
+) -> Any:
+    """Run DI-engine's eps_greedy_handler and StepCollector on `env_count` seeded envs of configs/`config` (with
+    `env` keys set) with nstep 3, followed by the middleware `downstream(cfg, task)` returns. Returns the compiled
+    config."""
     from ding.framework import task
     from ding.framework.context import OnlineRLContext
     from ding.framework.middleware import StepCollector, eps_greedy_handler
-    from ding.model import DQN
     from ding.policy import DQNPolicy
     from ding.utils import set_pkg_seed
 
     from dqnkit.config import compile_dqn_config, load_config_file
+    from dqnkit.dingext.family import ALGORITHMS
+    from dqnkit.train.plan import fill_env_facts
     from dqnkit.train.pipeline import env_manager
 
     set_pkg_seed(0)
-    main, create = load_config_file(CONFIGS / "cartpole.py")
+    main, create = load_config_file(CONFIGS / config)
     main["policy"]["nstep"] = 3
+    main["env"].update(env)
+    fill_env_facts(main, [])
     cfg = compile_dqn_config(main, create, seed=0)
-    assert cfg.policy.collect.n_sample == 32
-    policy = DQNPolicy(cfg.policy, model=DQN(**cfg.policy.model))
+    policy = DQNPolicy(cfg.policy, model=ALGORITHMS["dqn"].new_model(cfg.policy.model))
     envs = env_manager(cfg, env_count)
     with task.start(ctx=OnlineRLContext()):
         envs.seed(0)

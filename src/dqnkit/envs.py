@@ -11,7 +11,7 @@ import numpy as np
 from dqnkit.errors import UserError
 from dqnkit.quiet import quiet_output, silence_warnings
 
-Backend = Literal["gym", "gymnasium"]
+Backend = Literal["gym", "gymnasium", "atari"]
 
 
 @lru_cache(maxsize=1)
@@ -20,12 +20,21 @@ def _registries() -> tuple[frozenset[str], frozenset[str]]:
     with quiet_output():  # gym prints an "unmaintained" banner on import
         import gym
         import gymnasium
+
+        from dqnkit.atari import atari_game
+
+        atari_game("CartPole-v1")  # registers ale-py's games with Gymnasium
     return frozenset(gym.envs.registry.keys()), frozenset(gymnasium.envs.registry.keys())
 
 
 def env_backend(env_id: str) -> Backend:
-    """gym first (DI-engine's native API), Gymnasium for ids only it has (e.g. LunarLander-v3)."""
+    """ale-py's Atari games (played through dqnkit.atari), then gym (DI-engine's native API), then Gymnasium for
+    ids only it has (e.g. LunarLander-v3)."""
     gym_ids, gymnasium_ids = _registries()
+    from dqnkit.atari import atari_game
+
+    if atari_game(env_id) is not None:
+        return "atari"
     if env_id in gym_ids:
         return "gym"
     if env_id in gymnasium_ids:
@@ -60,10 +69,22 @@ def _without_decorative_particles(env: Any) -> Any:
     return env
 
 
-def make_raw_env(env_id: str, render_mode: str | None = None) -> Any:
-    """A plain gym/gymnasium env (no DI-engine), used by evaluation and export rollouts."""
+def _atari_game(env_id: str, atari: dict[str, Any] | None, training: bool) -> Any:
+    from dqnkit.atari import AtariGame, AtariSettings, require_atari
+
+    settings = AtariSettings.from_config(atari)
+    return AtariGame(require_atari(env_id), settings if training else settings.for_evaluation(), training)
+
+
+def make_raw_env(env_id: str, render_mode: str | None = None, atari: dict[str, Any] | None = None) -> Any:
+    """A plain gym/gymnasium env (no DI-engine), used by evaluation and export rollouts; an Atari game is played
+    by the evaluation protocol with the preprocessing `atari` (env.atari, defaults where None)."""
     backend = env_backend(env_id)
     silence_warnings()
+    if backend == "atari":
+        return _atari_game(env_id, atari, training=False)
+    if atari is not None:
+        _atari_game(env_id, atari, training=False)  # raises: not an Atari game
     if backend == "gym":
         import gym
 
@@ -79,8 +100,10 @@ def make_raw_env(env_id: str, render_mode: str | None = None) -> Any:
     return gymnasium.make(env_id, render_mode=render_mode)
 
 
-def make_ding_env(env_id: str) -> Any:
-    """A DI-engine env: DingEnvWrapper around gym or Gymnasium (it detects which). Picklable via partial."""
+def make_ding_env(env_id: str, atari: dict[str, Any] | None = None, training: bool = True) -> Any:
+    """A DI-engine env: DingEnvWrapper around gym or Gymnasium (it detects which). Picklable via partial. An Atari
+    game gets the preprocessing `atari`: for training (lost lives end episodes, clipped rewards), or played by the
+    evaluation protocol (training False)."""
     backend = env_backend(env_id)
     silence_warnings()
     from easydict import EasyDict
@@ -92,7 +115,10 @@ def make_ding_env(env_id: str) -> Any:
         import gymnasium
         from ding.envs import DingEnvWrapper
 
-        raw: Any = _without_decorative_particles(gym.make(env_id)) if backend == "gym" else gymnasium.make(env_id)
+        if backend == "atari":
+            raw: Any = _atari_game(env_id, atari, training)
+        else:
+            raw = _without_decorative_particles(gym.make(env_id)) if backend == "gym" else gymnasium.make(env_id)
     mute_ding_logging()
     return DingEnvWrapper(raw, cfg=EasyDict({"env_id": env_id}))
 
@@ -111,9 +137,10 @@ def _check_spaces(env_id: str, env: Any) -> None:
         )
 
 
-def env_facts(env_id: str) -> dict[str, Any]:
-    """What reports and exports need to know about an env: obs shape, actions, threshold, fps."""
-    env = make_raw_env(env_id)
+def env_facts(env_id: str, atari: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What reports and exports need to know about an env: obs shape, actions, threshold, fps; for an Atari game
+    (preprocessed by `atari`) its ROM."""
+    env = make_raw_env(env_id, atari=atari)
     try:
         _check_spaces(env_id, env)
         spec = env.spec
@@ -125,15 +152,18 @@ def env_facts(env_id: str) -> dict[str, Any]:
             "render_fps": int(env.metadata.get("render_fps") or 30),
             "obs_low": [float(x) for x in getattr(env.observation_space, "low", np.empty(0)).reshape(-1)],
             "obs_high": [float(x) for x in getattr(env.observation_space, "high", np.empty(0)).reshape(-1)],
+            "atari_game": getattr(env, "game", None),
         }
     finally:
         env.close()
     return facts
 
 
-def require_fit(env_id: str, obs_shape: list[int], action_count: int, owner: str) -> dict[str, Any]:
+def require_fit(
+    env_id: str, obs_shape: list[int], action_count: int, owner: str, atari: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The env's facts, or a one-line error when a Q-network of these shapes cannot act in it."""
-    facts = env_facts(env_id)
+    facts = env_facts(env_id, atari)
     if facts["obs_shape"] != obs_shape or facts["action_count"] != action_count:
         fix = (
             f"; set policy.model.obs_shape={model_obs_shape(facts)} and action_shape={facts['action_count']}, "

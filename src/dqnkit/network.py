@@ -180,7 +180,7 @@ def load_network(
     if policy_type not in ALGORITHMS:
         raise UserError(f"{source} was trained as policy type {policy_type!r}, which dqnkit does not know")
     try:
-        model = ALGORITHMS[policy_type].model(**model_cfg)
+        model = ALGORITHMS[policy_type].new_model(model_cfg)
     except (TypeError, ValueError) as e:
         raise UserError(f"policy.model in the config for {source} does not build a {policy_type} model: {e}") from e
     try:

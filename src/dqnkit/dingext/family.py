@@ -58,15 +58,33 @@ class Rainbow(RowsAsTransitions, RainbowDQNPolicy):
         return dict(zip(data_id, default_decollate(output), strict=True))
 
 
+def _frames_to_unit_range(_encoder: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Pixel networks take frames as stored and exported, uint8 in 0..255, and scale them to [0, 1] themselves."""
+    obs, *rest = args
+    return (obs.to(torch.float32) / 255.0, *rest)
+
+
+def takes_frames(obs_shape: Any) -> bool:
+    """An image stack [channels, height, width]: DI-engine builds its conv encoder."""
+    return not isinstance(obs_shape, int) and len(obs_shape) == 3
+
+
 @dataclass(frozen=True)
 class Algorithm:
     name: str
     policy: type
     model: type
 
+    def new_model(self, model_cfg: Any) -> Any:
+        """DI-engine's model for a `policy.model` section; for image stacks, one that scales uint8 frames."""
+        model = self.model(**model_cfg)
+        if takes_frames(model_cfg["obs_shape"]):
+            model.encoder.register_forward_pre_hook(_frames_to_unit_range)
+        return model
+
     def build(self, policy_cfg: Any, enable_field: list[str] | None = None) -> tuple[Any, Any]:
         """(model, policy) for a compiled `policy` section."""
-        model = self.model(**policy_cfg.model)
+        model = self.new_model(policy_cfg.model)
         return model, self.policy(policy_cfg, model=model, enable_field=enable_field)
 
 

@@ -23,11 +23,11 @@ class ReplayRow:
         self.slot = slot
 
     def __getitem__(self, field: str) -> torch.Tensor:
-        return self.buffer.fields[field][self.slot]
+        return self.transition()[field]
 
     def transition(self) -> dict[str, torch.Tensor]:
         """The stored transition as the dict of tensors it was pushed as."""
-        return {key: values[self.slot] for key, values in self.buffer.fields.items()}
+        return self.buffer.transition(self.slot)
 
 
 class ArrayReplayBuffer(Buffer):
@@ -87,6 +87,14 @@ class ArrayReplayBuffer(Buffer):
     def delete(self, index: str) -> None:
         raise TypeError("ArrayReplayBuffer is a ring: transitions leave it oldest first, not by index")
 
+    def transition(self, slot: int) -> dict[str, torch.Tensor]:
+        """The transition stored at `slot`, as pushed."""
+        return {key: values[slot] for key, values in self.fields.items()}
+
+    def gather(self, slots: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The transitions at `slots`, each field stacked along a new first dimension."""
+        return {key: values[slots] for key, values in self.fields.items()}
+
     def save_data(self, file_name: str) -> None:
         torch.save({"fields": self.fields, "pushed": self._pushed}, file_name)
 
@@ -99,4 +107,4 @@ def gather_rows(rows: list[ReplayRow]) -> dict[str, torch.Tensor]:
     """A batch of sampled rows as DI-engine's `default_collate` collates their transitions: each field stacked
     along a new first dimension, (B, 1) squeezed to (B,)."""
     slots = torch.tensor([row.slot for row in rows])
-    return {key: squeeze_single_column(values[slots]) for key, values in rows[0].buffer.fields.items()}
+    return {key: squeeze_single_column(values) for key, values in rows[0].buffer.gather(slots).items()}

@@ -41,7 +41,8 @@ from ding.utils import DistributedWriter, set_pkg_seed
 from dqnkit import runfolder
 from dqnkit.config import to_plain
 from dqnkit.dingext.envmanager import MANAGERS
-from dqnkit.dingext.family import ALGORITHMS
+from dqnkit.dingext.family import ALGORITHMS, takes_frames
+from dqnkit.dingext.frames import FrameReplayBuffer
 from dqnkit.dingext.nstep import nstep_reward_enhancer
 from dqnkit.dingext.replay import ArrayReplayBuffer
 from dqnkit.dingext.speedups import fast_batch_collation, fast_tree_construction
@@ -125,9 +126,11 @@ def train(options: TrainOptions) -> int:
 # --- set up ------------------------------------------------------------------------------------------------------
 
 
-def env_manager(cfg: Any, count: int) -> Any:
-    """`count` envs of the run's env id under the configured DI-engine env manager."""
-    env_fn = [partial(make_ding_env, cfg.env.env_id) for _ in range(count)]
+def env_manager(cfg: Any, count: int, training: bool = True) -> Any:
+    """`count` envs of the run's env id under the configured DI-engine env manager: the collector's (training) or
+    the evaluator's (an Atari game played by the evaluation protocol)."""
+    atari = to_plain(cfg.env.atari) if cfg.env.get("atari") else None
+    env_fn = [partial(make_ding_env, cfg.env.env_id, atari, training) for _ in range(count)]
     return MANAGERS[cfg.env.manager.type](env_fn=env_fn, cfg=cfg.env.manager)
 
 
@@ -228,7 +231,7 @@ def _use_collector(parts: Parts, cfg: Any, policy: Any, seed: int) -> None:
 def _replay_buffer(cfg: Any) -> Any:
     size = int(cfg.policy.other.replay_buffer.replay_buffer_size)
     if not cfg.policy.priority:
-        return ArrayReplayBuffer(size=size)
+        return FrameReplayBuffer(size=size) if takes_frames(cfg.policy.model.obs_shape) else ArrayReplayBuffer(size)
     buffer = DequeBuffer(size=size)
     buffer.use(PriorityExperienceReplay(buffer, IS_weight=bool(cfg.policy.priority_IS_weight)))
     return buffer
@@ -312,11 +315,11 @@ def _build(parts: Parts, plan: RunPlan, roles: Roles, progress: ProgressLine) ->
     """This process's envs, networks and middleware, in DI-engine's order; returns the seed it explores with."""
     cfg = plan.cfg
     if roles.evaluates and roles.node is None:  # first: the child is forked before this process builds anything
-        make_env = partial(env_manager, cfg, cfg.env.evaluator_env_num)
+        make_env = partial(env_manager, cfg, cfg.env.evaluator_env_num, False)
         parts.background = BackgroundEvaluation(cfg, make_env=make_env, seed_env=partial(seed_evaluator_env, cfg))
     parts.collector_env = env_manager(cfg, cfg.env.collector_env_num) if roles.collects else None
     if roles.evaluates and roles.node is not None:
-        parts.evaluator_env = env_manager(cfg, cfg.env.evaluator_env_num)
+        parts.evaluator_env = env_manager(cfg, cfg.env.evaluator_env_num, False)
     seed = int(cfg.seed) + roles.seed_offset
     set_pkg_seed(seed, use_cuda=cfg.policy.cuda)
     model, policy = ALGORITHMS[cfg.policy.type].build(cfg.policy)

@@ -1,0 +1,169 @@
+"""Atari games from pixels: the DeepMind preprocessing, defined here once, on ale-py's own C++ implementation.
+
+Every consumer (the training collector, the evaluator, dqn-eval, the export's parity rollouts, and an ONNX model's
+evaluation without torch) builds its games through `AtariGame`, so what a model saw in training is what it sees
+everywhere. Imports numpy, Gymnasium and ale-py only.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+from typing import Any
+
+import gymnasium
+import numpy as np
+
+from dqnkit.errors import UserError
+
+# (random, human) scores used by DQN-era papers and rliable's atari_data, for the human-normalized score.
+HUMAN_NORMALIZATION: dict[str, tuple[float, float]] = {
+    "pong": (-20.7, 14.6),
+    "breakout": (1.7, 30.5),
+    "space_invaders": (148.0, 1668.7),
+    "seaquest": (68.4, 42054.7),
+    "qbert": (163.9, 13455.0),
+    "beam_rider": (363.9, 16926.5),
+    "enduro": (0.0, 860.5),
+}
+
+
+@dataclass(frozen=True)
+class AtariSettings:
+    """The preprocessing (config key `env.atari`). `end_on_life_loss` and `clip_rewards` apply to training only:
+    evaluation plays full games for their real score."""
+
+    noop_max: int = 30
+    frame_skip: int = 4
+    screen_size: int = 84
+    frame_stack: int = 4
+    sticky_actions: float = 0.0
+    end_on_life_loss: bool = True
+    clip_rewards: bool = True
+    max_frames: int = 108_000
+
+    @classmethod
+    def from_config(cls, section: Any) -> AtariSettings:
+        given = dict(section or {})
+        known = [f.name for f in fields(cls)]
+        for key in given:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean env.atari.{close[0]}?" if close else f" (known: {', '.join(known)})"
+                raise UserError(f"unknown key env.atari.{key}{hint}")
+        return cls(**{k: type(getattr(cls, k))(v) for k, v in given.items()})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def obs_shape(self) -> list[int]:
+        return [self.frame_stack, self.screen_size, self.screen_size]
+
+    def for_evaluation(self) -> AtariSettings:
+        """The standard evaluation protocol: full games, unclipped scores (no-op starts and frame cap kept)."""
+        return AtariSettings(**{**asdict(self), "end_on_life_loss": False, "clip_rewards": False})
+
+
+def _register_ale() -> None:
+    import ale_py
+
+    gymnasium.register_envs(ale_py)
+
+
+@lru_cache(maxsize=None)
+def atari_game(env_id: str) -> str | None:
+    """The ROM an env id plays (ale-py's snake_case name, e.g. "pong" for ALE/Pong-v5 or PongNoFrameskip-v4),
+    None for an id that is not an Atari game."""
+    _register_ale()
+    spec = gymnasium.envs.registry.get(env_id)
+    if spec is None or not str(spec.entry_point).startswith("ale_py"):
+        return None
+    game = spec.kwargs.get("game")
+    return str(game) if game else None
+
+
+def human_normalized(game: str, score: float) -> float | None:
+    """(score - random) / (human - random), for games with published reference scores."""
+    if game not in HUMAN_NORMALIZATION:
+        return None
+    random_score, human_score = HUMAN_NORMALIZATION[game]
+    return (score - random_score) / (human_score - random_score)
+
+
+def vector_games(game: str, settings: AtariSettings, count: int, training: bool) -> Any:
+    """ale-py's AtariVectorEnv with the preprocessing: `count` games stepped together in C++."""
+    from ale_py.vector_env import AtariVectorEnv
+
+    return AtariVectorEnv(
+        game,
+        count,
+        num_threads=1,
+        img_height=settings.screen_size,
+        img_width=settings.screen_size,
+        grayscale=True,
+        stack_num=settings.frame_stack,
+        frameskip=settings.frame_skip,
+        maxpool=True,
+        noop_max=settings.noop_max,
+        episodic_life=False,  # ale-py 0.12 restarts the whole game on a lost life here; AtariGame continues it
+        life_loss_info=training and settings.end_on_life_loss,
+        reward_clipping=training and settings.clip_rewards,
+        use_fire_reset=True,
+        repeat_action_probability=settings.sticky_actions,
+        max_num_frames_per_episode=settings.max_frames,
+    )
+
+
+class AtariGame(gymnasium.Env):  # type: ignore[type-arg]
+    """One preprocessed game as a Gymnasium env: uint8 observations [frame_stack, screen, screen].
+
+    In training a lost life ends the episode but not the game: the next reset continues from the current screen
+    (DeepMind's EpisodicLifeEnv); a game over or the frame cap starts a new game with the reset's seed."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, game: str, settings: AtariSettings, training: bool) -> None:
+        self.game, self.settings, self.training = game, settings, training
+        self._games = vector_games(game, settings, 1, training)
+        self.observation_space = self._games.single_observation_space
+        self.action_space = self._games.single_action_space
+        self._obs: np.ndarray | None = None
+        self._continues = False
+        self.lives = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        super().reset(seed=seed)
+        if self._continues and self._obs is not None:
+            self._continues = False
+            return self._obs, {"lives": self.lives, "continued": True}
+        obs, info = self._games.reset(seed=None if seed is None else int(seed) % 2**31)
+        return self._keep(obs, info), {"lives": self.lives}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self._games.step(np.asarray([int(action)], dtype=np.int64))
+        obs = self._keep(obs, info)
+        ended, cut = bool(terminated[0]), bool(truncated[0])
+        # ale-py signals a lost life as a termination while the game goes on (lives left).
+        self._continues = ended and not cut and self.lives > 0
+        return obs, float(reward[0]), ended, cut, {"lives": self.lives, "frame": int(info["episode_frame_number"][0])}
+
+    def _keep(self, obs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        self._obs = obs[0]
+        self.lives = int(info["lives"][0])
+        return self._obs
+
+    def close(self) -> None:
+        self._games.close()
+
+
+def require_atari(env_id: str) -> str:
+    """The game an Atari env id plays, or a one-line error for env.atari on any other env."""
+    game = atari_game(env_id)
+    if game is None:
+        raise UserError(
+            f"env.atari (the Atari preprocessing) is set but {env_id} is not an Atari game; "
+            "remove env.atari or use an ALE id such as ALE/Pong-v5"
+        )
+    return game

@@ -1,0 +1,129 @@
+"""A replay buffer for pixel observations that keeps each frame once.
+
+A stack of 4 frames shares 3 of them with the step before, and a transition's next observation is a later step's
+observation: DI-engine's buffers store both stacks of every transition (float32 after its Atari wrappers: ~226 KB a
+transition). Here a transition holds the serial numbers of its frames in one ring of uint8 frames, and stacks are
+rebuilt when a batch is sampled: about one 84x84 frame (7 KB) a transition, the same batches.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import torch
+
+from dqnkit.dingext.replay import ArrayReplayBuffer
+
+STACKED = ("obs", "next_obs")
+DEDUP_WINDOW = 4096  # frames: how far back a pushed frame is looked for among those already stored
+
+
+class FrameReplayBuffer(ArrayReplayBuffer):
+    """ArrayReplayBuffer (uniform replay, the same samples for the same `random` state) with `obs` and `next_obs`
+    uint8 frame stacks [stack, height, width] stored as frames.
+
+    A pushed frame equal to one stored in the last DEDUP_WINDOW frames is not stored again (found by a hash of its
+    bytes, confirmed by comparing them). The frame ring holds `size + DEDUP_WINDOW` frames; a transition that still
+    refers to an overwritten frame leaves the buffer (with about one new frame a transition, that happens only to
+    transitions the ring of `size` transitions drops anyway)."""
+
+    def __init__(self, size: int, window: int = DEDUP_WINDOW) -> None:
+        super().__init__(size=size)
+        self.window = window
+        self.capacity = size + window
+        self._empty_frames()
+
+    def _empty_frames(self) -> None:
+        self.frames = torch.empty(0, dtype=torch.uint8)
+        self._frames_pushed = 0
+        self._recent: dict[int, int] = {}  # hash of a frame's bytes -> serial of the newest stored such frame
+        self._recent_order: deque[tuple[int, int]] = deque()  # (serial, hash), oldest first
+        self._floors: torch.Tensor = torch.empty(0, dtype=torch.int64)  # per slot: the oldest frame it may use
+        self._valid_from = 0  # transition serial: the oldest whose frames are all still held
+
+    def push(self, data: Any, meta: dict[str, Any] | None = None) -> Any:
+        values = dict(data._detach().detach() if hasattr(data, "_detach") else data)
+        floor = self._frames_pushed - self.window  # no frame older than this is reused below
+        for key in STACKED:
+            stack = values.pop(key)
+            if stack.dtype != torch.uint8 or stack.dim() != 3:
+                raise ValueError(f"FrameReplayBuffer stores uint8 frame stacks, not {key} {stack.dtype} {stack.shape}")
+            values[f"{key}_frames"] = torch.tensor([self._store(frame) for frame in stack], dtype=torch.int64)
+        if not self._floors.numel():
+            self._floors = torch.empty(self.size, dtype=torch.int64)
+        self._floors[self._pushed % self.size] = floor
+        item = super().push(values, meta)
+        self._drop_overwritten()
+        return item
+
+    def _store(self, frame: torch.Tensor) -> int:
+        """The serial of a stored frame equal to `frame`: a recent one, or `frame` stored now."""
+        array = frame.numpy()
+        key = hash(array.tobytes())
+        serial = self._recent.get(key)
+        if serial is not None and torch.equal(self.frames[serial % self.capacity], frame):
+            return serial
+        if not self.frames.numel():
+            self.frames = torch.empty((self.capacity, *frame.shape), dtype=torch.uint8)
+        serial = self._frames_pushed
+        self.frames[serial % self.capacity] = frame
+        self._frames_pushed += 1
+        self._recent[key] = serial
+        self._recent_order.append((serial, key))
+        while self._recent_order[0][0] < self._frames_pushed - self.window:
+            old_serial, old_key = self._recent_order.popleft()
+            if self._recent.get(old_key) == old_serial:
+                del self._recent[old_key]
+        return serial
+
+    def _drop_overwritten(self) -> None:
+        """Transitions whose oldest usable frame was overwritten leave the buffer, oldest first (floors grow with
+        the push order, so the ones left all hold their frames)."""
+        oldest_held = self._frames_pushed - self.capacity
+        start = max(self._valid_from, self._pushed - self.size)
+        while start < self._pushed and int(self._floors[start % self.size]) < oldest_held:
+            start += 1
+        self._valid_from = start
+
+    def count(self) -> int:
+        return self._pushed - max(self._valid_from, self._pushed - self.size)
+
+    def transition(self, slot: int) -> dict[str, torch.Tensor]:
+        return self._rebuilt(super().transition(slot))
+
+    def gather(self, slots: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self._rebuilt(super().gather(slots))
+
+    def _rebuilt(self, stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = {key: value for key, value in stored.items() if not key.endswith("_frames")}
+        for key in STACKED:
+            out[key] = self.frames[stored[f"{key}_frames"] % self.capacity]
+        return out
+
+    def clear(self) -> None:
+        super().clear()
+        self._empty_frames()
+
+    def save_data(self, file_name: str) -> None:
+        torch.save(self.state_dict(), file_name)
+
+    def load_data(self, file_name: str) -> None:
+        self.load_state_dict(torch.load(file_name, weights_only=True))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "fields": self.fields,
+            "pushed": self._pushed,
+            "frames": self.frames,
+            "frames_pushed": self._frames_pushed,
+            "floors": self._floors,
+            "valid_from": self._valid_from,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.fields, self._pushed = state["fields"], int(state["pushed"])
+        self.frames, self._frames_pushed = state["frames"], int(state["frames_pushed"])
+        self._floors, self._valid_from = state["floors"], int(state["valid_from"])
+        self._recent.clear()  # frames pushed after a load are stored anew: correct, at most one window's worth
+        self._recent_order.clear()

@@ -1,0 +1,92 @@
+"""The pixel replay buffer: each frame stored once, the batches a naive buffer of stacks gives."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+import torch
+
+from conftest import collect_transitions
+
+FIELDS = ("obs", "next_obs", "action", "reward", "done", "value_gamma")
+
+
+def _fed_buffers(size: int, window: int) -> tuple[Any, Any, int]:
+    """DI-engine's DequeBuffer (whole stacks per transition) and a FrameReplayBuffer fed the same real Breakout
+    transitions (2 envs, random play: lives lost every few dozen steps, games cut at 400 frames) through dqnkit's
+    3-step enhancer and DI-engine's data_pusher. Returns them and the transitions pushed."""
+    from ding.data import DequeBuffer
+    from ding.framework.middleware import data_pusher
+
+    from dqnkit.dingext.frames import FrameReplayBuffer
+    from dqnkit.dingext.nstep import nstep_reward_enhancer
+
+    naive, frames = DequeBuffer(size=size), FrameReplayBuffer(size=size, window=window)
+    pushed: list[list[Any]] = []
+
+    def feed(cfg: Any, task: Any) -> list[Any]:
+        def keep(ctx: Any) -> None:
+            pushed.append(list(ctx.trajectories))
+
+        def hand_over_again(ctx: Any) -> None:  # data_pusher consumed ctx.trajectories
+            ctx.trajectories = pushed[-1]
+
+        return [nstep_reward_enhancer(cfg), keep, data_pusher(cfg, naive), hand_over_again, data_pusher(cfg, frames)]
+
+    collect_transitions("breakout.py", 2, 12, feed, atari={"max_frames": 400})
+    return naive, frames, sum(map(len, pushed))
+
+
+@pytest.fixture(scope="module")
+def fed() -> tuple[Any, Any, int]:
+    return _fed_buffers(size=300, window=4096)
+
+
+def test_frame_buffer_holds_and_samples_what_a_buffer_of_stacks_does(fed: tuple[Any, Any, int]) -> None:
+    naive, frames, pushed = fed
+    assert frames.count() == naive.count() == 300 < pushed  # wrapped around
+    ends = sum(bool(naive.get(p).data["done"]) for p in range(300))
+    assert ends >= 5  # lost lives and cut games: stacks across episode boundaries
+    for position in range(300):
+        expected, got = naive.get(position).data, frames.get(position).data.transition()
+        for key in FIELDS:
+            assert torch.equal(got[key], expected[key]), (position, key)
+    for seed in range(3):
+        random.seed(seed)
+        expected_rows = [d.data for d in naive.sample(32)]
+        random.seed(seed)
+        rows = [d.data for d in frames.sample(32)]
+        batch = frames.gather(torch.tensor([row.slot for row in rows]))
+        for key in FIELDS:
+            assert torch.equal(batch[key], torch.stack([row[key] for row in expected_rows])), (seed, key)
+
+
+def test_frame_buffer_keeps_about_one_frame_per_transition(fed: tuple[Any, Any, int]) -> None:
+    _, frames, pushed = fed
+    stacked_bytes = 2 * 4 * 84 * 84  # obs and next_obs, uint8
+    assert frames.frames.shape[1:] == (84, 84)
+    assert frames._frames_pushed < 1.2 * pushed  # a frame a transition, a few more where episodes start
+    per_transition = frames.frames[0].numel() * frames._frames_pushed / pushed
+    assert per_transition < stacked_bytes / 6
+
+
+def test_a_small_window_drops_transitions_whose_frames_were_overwritten() -> None:
+    """A dedup window of 8 frames stores most frames several times: the ring of frames fills before the ring of
+    transitions, and the transitions left are still exactly the naive buffer's newest."""
+    naive, frames, _ = _fed_buffers(size=300, window=8)
+    assert 0 < frames.count() < naive.count()
+    offset = naive.count() - frames.count()
+    for position in range(frames.count()):
+        expected, got = naive.get(offset + position).data, frames.get(position).data.transition()
+        for key in FIELDS:
+            assert torch.equal(got[key], expected[key]), (position, key)
+
+
+def test_frame_buffer_refuses_what_is_not_a_uint8_frame_stack() -> None:
+    from dqnkit.dingext.frames import FrameReplayBuffer
+
+    buffer = FrameReplayBuffer(size=4)
+    with pytest.raises(ValueError, match="uint8 frame stacks"):
+        buffer.push({"obs": torch.zeros(4, 84, 84), "next_obs": torch.zeros(4, 84, 84)})
