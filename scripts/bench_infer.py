@@ -60,7 +60,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rows = []
     for batch in (1, 256):
-        obs = rng.normal(size=(batch, net.obs_dim)).astype(np.float32)
+        obs = rng.normal(size=(batch, *net.obs_shape)).astype(np.float32)
         obs_t = torch.from_numpy(obs)
 
         def eager(obs_t: torch.Tensor = obs_t) -> object:

@@ -155,8 +155,8 @@ def collect_transitions(
 
     from dqnkit.config import compile_dqn_config, load_config_file
     from dqnkit.dingext.family import ALGORITHMS
-    from dqnkit.train.plan import fill_env_facts
     from dqnkit.train.pipeline import env_manager
+    from dqnkit.train.plan import fill_env_facts
 
     set_pkg_seed(0)
     main, create = load_config_file(CONFIGS / config)

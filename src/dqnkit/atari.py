@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import asdict, dataclass, fields
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import gymnasium
@@ -72,7 +72,7 @@ def _register_ale() -> None:
     gymnasium.register_envs(ale_py)
 
 
-@lru_cache(maxsize=None)
+@cache
 def atari_game(env_id: str) -> str | None:
     """The ROM an env id plays (ale-py's snake_case name, e.g. "pong" for ALE/Pong-v5 or PongNoFrameskip-v4),
     None for an id that is not an Atari game."""
@@ -116,13 +116,13 @@ def vector_games(game: str, settings: AtariSettings, count: int, training: bool)
     )
 
 
-class AtariGame(gymnasium.Env):  # type: ignore[type-arg]
+class AtariGame(gymnasium.Env):
     """One preprocessed game as a Gymnasium env: uint8 observations [frame_stack, screen, screen].
 
     In training a lost life ends the episode but not the game: the next reset continues from the current screen
     (DeepMind's EpisodicLifeEnv); a game over or the frame cap starts a new game with the reset's seed."""
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": []}  # noqa: RUF012  # Gymnasium's Env declares it a plain attribute
 
     def __init__(self, game: str, settings: AtariSettings, training: bool) -> None:
         self.game, self.settings, self.training = game, settings, training

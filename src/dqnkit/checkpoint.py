@@ -21,6 +21,7 @@ from dqnkit.files import atomic_write_bytes
 
 FORMAT = "dqnkit-checkpoint"
 FORMAT_VERSION = 1
+REPLAY_FORMAT = "dqnkit-replay"  # a replay buffer saved beside a checkpoint, to refill on --resume
 
 
 def versions() -> dict[str, str]:
@@ -93,6 +94,20 @@ def build_checkpoint(
     return checkpoint
 
 
+def build_replay(buffer_state: dict[str, Any], *, env_step: int, train_iter: int) -> dict[str, Any]:
+    """A replay buffer's contents, stamped with the training step of the checkpoint it goes with."""
+    replay = {
+        "format": REPLAY_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "buffer": buffer_state,
+        "env_step": int(env_step),
+        "train_iter": int(train_iter),
+        "versions": versions(),
+    }
+    replay["sha256"] = content_digest(replay)
+    return replay
+
+
 def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:
     import torch
 
@@ -137,10 +152,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise UserError(f"{path} is not a valid checkpoint ({type(e).__name__})") from e
     if not isinstance(obj, dict):
         raise UserError(f"{path} is not a checkpoint: it holds a {type(obj).__name__}, not a dict")
-    if is_dqnkit_checkpoint(obj):
+    if is_dqnkit_checkpoint(obj) or obj.get("format") == REPLAY_FORMAT:
         stored = obj.pop("sha256", None)
         if stored != content_digest(obj):
             raise UserError(f"{path} is corrupted: its content does not match the checksum written with it")
+    return obj
+
+
+def load_replay(path: Path) -> dict[str, Any]:
+    """A saved replay buffer, checked like a checkpoint."""
+    obj = load_checkpoint(path)
+    if obj.get("format") != REPLAY_FORMAT:
+        raise UserError(f"{path} is not a dqnkit replay buffer file")
     return obj
 
 

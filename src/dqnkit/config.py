@@ -36,6 +36,9 @@ DQNKIT_DEFAULTS: dict[str, Any] = {
     # the stop rule) this many train iterations after the weights they scored, so that runs stay reproducible.
     # None: a quarter of policy.eval.evaluator.eval_freq.
     "eval_lag": None,
+    # Save the replay buffer beside final.pth.tar (final.replay.pth.tar), for --resume to refill it. None: for pixel
+    # runs, whose buffers take hours to fill.
+    "save_replay": None,
 }
 # Keys dqnkit's learner reads beside DQNPolicy's own in policy.learn (dingext.munchausen): the regression target.
 LEARN_DEFAULTS: dict[str, Any] = {
@@ -46,7 +49,8 @@ LEARN_DEFAULTS: dict[str, Any] = {
 # dqnkit keys whose null means something (no limit, no minimum, torch's default, the default lag): --set may clear
 # them.
 NULLABLE_KEYS = {
-    f"dqnkit.{name}" for name in ("max_env_steps", "max_train_iters", "stop_min_return", "torch_threads", "eval_lag")
+    f"dqnkit.{name}"
+    for name in ("max_env_steps", "max_train_iters", "stop_min_return", "torch_threads", "eval_lag", "save_replay")
 }
 
 

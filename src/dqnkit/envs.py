@@ -162,7 +162,11 @@ def env_facts(env_id: str, atari: dict[str, Any] | None = None) -> dict[str, Any
 def require_fit(
     env_id: str, obs_shape: list[int], action_count: int, owner: str, atari: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The env's facts, or a one-line error when a Q-network of these shapes cannot act in it."""
+    """The env's facts, or a one-line error when a Q-network of these shapes (behind the Atari preprocessing
+    `atari`, if any) cannot act in it."""
+    if atari is not None and env_backend(env_id) != "atari":
+        fix = "remove env.atari or use an ALE id such as ALE/Pong-v5" if owner == "policy.model" else "use an Atari id"
+        raise UserError(f"{owner} takes Atari frames (env.atari) but {env_id} is not an Atari game; {fix}")
     facts = env_facts(env_id, atari)
     if facts["obs_shape"] != obs_shape or facts["action_count"] != action_count:
         fix = (
@@ -183,6 +187,11 @@ def model_obs_shape(facts: dict[str, Any]) -> int | list[int]:
     otherwise."""
     shape = facts["obs_shape"]
     return int(shape[0]) if len(shape) == 1 else [int(x) for x in shape]
+
+
+def takes_frames(obs_shape: Any) -> bool:
+    """policy.model.obs_shape of an image stack [channels, height, width]: DI-engine builds its conv encoder."""
+    return not isinstance(obs_shape, int) and len(obs_shape) == 3
 
 
 def reset_env(env: Any, seed: int | None) -> Any:

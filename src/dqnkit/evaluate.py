@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 
 from dqnkit import runfolder
+from dqnkit.atari import atari_game, human_normalized
 from dqnkit.envs import make_raw_env, require_fit
 from dqnkit.errors import UserError
 from dqnkit.validate import writable_file
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
+ATARI_EPSILON = 0.05  # the standard Atari evaluation protocol acts randomly 5% of the time
 
 
 # --- agents ------------------------------------------------------------------------------------------------------
@@ -35,11 +37,20 @@ class Agent:
     kind: str  # "checkpoint" | "torchscript" | "onnx"
     path: Path
     meta: dict[str, Any]
-    q_values: Callable[[np.ndarray], np.ndarray]  # obs float32 [B, d] -> q [B, n]
+    q_values: Callable[[np.ndarray], np.ndarray]  # obs float32 [B, d] or uint8 frames [B, 4, 84, 84] -> q [B, n]
 
     @property
     def env_id(self) -> str:
         return str(self.meta["env_id"])
+
+    @property
+    def atari(self) -> dict[str, Any] | None:
+        """The Atari preprocessing the agent plays behind, from its metadata (None: vector observations)."""
+        section = self.meta.get("atari")
+        return dict(section) if section else None
+
+    def as_input(self, obs: Any) -> np.ndarray:
+        return np.asarray(obs, dtype=np.uint8 if self.atari else np.float32)
 
 
 def _onnx_agent(path: Path) -> Agent:
@@ -88,10 +99,11 @@ def _checkpoint_agent(path: Path, config_path: str | Path | None = None) -> Agen
 
     net = load_network(path, config_path)
     q = net.q_module()  # IQN: at the fractions dqn-export uses by default
-    facts = env_facts(net.env_id)
+    facts = env_facts(net.env_id, net.atari)
     meta = {
         "env_id": net.env_id,
-        "obs_shape": [net.obs_dim],
+        "atari": net.atari,
+        "obs_shape": net.obs_shape,
         "action_count": net.action_count,
         "reward_threshold": facts["reward_threshold"],
         "render_fps": facts["render_fps"],
@@ -220,8 +232,9 @@ def summarize(episodes: list[Episode], threshold: float | None, wall_seconds: fl
 class _Slot:
     """One env and the episode it is playing."""
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: Any, agent: Agent) -> None:
         self.env = env
+        self.agent = agent
         self.index = -1
         self.obs: np.ndarray | None = None
         self.total = 0.0
@@ -230,7 +243,7 @@ class _Slot:
 
     def start(self, index: int, seed: int) -> None:
         out = self.env.reset(seed=seed)
-        self.obs = np.asarray(out[0] if isinstance(out, tuple) else out, dtype=np.float32)
+        self.obs = self.agent.as_input(out[0] if isinstance(out, tuple) else out)
         self.index, self.total, self.length = index, 0.0, 0
         self.rng = np.random.default_rng(seed)
 
@@ -249,7 +262,7 @@ def run_episodes(
     """Play `episodes` episodes; episode i uses seed+i. frame_sink (if any) gets every rgb frame (one env)."""
     render_mode = "rgb_array" if frame_sink is not None else None
     n_envs = 1 if frame_sink is not None else max(1, min(n_envs, episodes))
-    slots = [_Slot(make_raw_env(env_id, render_mode=render_mode)) for _ in range(n_envs)]
+    slots = [_Slot(make_raw_env(env_id, render_mode, agent.atari), agent) for _ in range(n_envs)]
     n_actions = int(agent.meta["action_count"])
     results: list[Episode] = []
     next_episode = 0
@@ -270,7 +283,7 @@ def run_episodes(
                 if epsilon > 0 and slot.rng.random() < epsilon:
                     action = slot.rng.integers(n_actions)
                 obs, reward, terminated, truncated, _ = slot.env.step(int(action))
-                slot.obs = np.asarray(obs, dtype=np.float32)
+                slot.obs = agent.as_input(obs)
                 slot.total += float(reward)
                 slot.length += 1
                 if frame_sink is not None:
@@ -388,7 +401,7 @@ def evaluate(
     env_id: str | None = None,
     episodes: int = 20,
     seed: int = 0,
-    epsilon: float = 0.0,
+    epsilon: float | None = None,
     n_envs: int = 1,
     render: bool = False,
     video: Path | None = None,
@@ -398,7 +411,9 @@ def evaluate(
 ) -> Report:
     agent = load_agent(model, config_path)
     env_id = env_id or agent.env_id
-    require_fit(env_id, list(agent.meta["obs_shape"]), int(agent.meta["action_count"]), str(agent.path))
+    require_fit(env_id, list(agent.meta["obs_shape"]), int(agent.meta["action_count"]), str(agent.path), agent.atari)
+    if epsilon is None:
+        epsilon = ATARI_EPSILON if agent.atari else 0.0
     fps = int(agent.meta.get("render_fps") or 30)
     if render and not display_available() and video is None:
         video = Path(agent.path).parent / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
@@ -435,4 +450,7 @@ def evaluate(
     threshold = agent.meta.get("reward_threshold")
     report = Report(str(agent.path), agent.kind, env_id, results, seed, epsilon, threshold, wall)
     report.stats = summarize(results, threshold, wall) if results else {}
+    game = atari_game(env_id)
+    if results and game:
+        report.stats["human_normalized"] = human_normalized(str(game), report.stats["mean"])
     return report

@@ -1,8 +1,9 @@
 """Checkpoint -> standalone TorchScript (model.pt) and ONNX (model.onnx), proven equal to the DI-engine network.
 
-Both files take `obs` float32 [batch, obs_dim] and return `q_values` float32 [batch, n_actions] and `action` int64
-[batch]. Nothing is written under a final name until the file, loaded back from its exact bytes, passes the parity
-check against the DI-engine network on real and random observations.
+Both files take `obs` float32 [batch, obs_dim] (Atari: uint8 frames [batch, 4, 84, 84], scaled inside) and return
+`q_values` float32 [batch, n_actions] and `action` int64 [batch]. Nothing is written under a final name until the
+file, loaded back from its exact bytes, passes the parity check against the DI-engine network on real and random
+observations.
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ def build_metadata(net: LoadedNetwork, facts: dict[str, Any], with_distribution:
     return {
         "format": "dqnkit-export/1",
         "env_id": net.env_id,
-        "obs_shape": [net.obs_dim],
+        "obs_shape": net.obs_shape,
+        "obs_dtype": net.obs_dtype,
+        # The preprocessing a deployer applies to raw Atari frames (dqnkit.atari.AtariSettings); None for vectors.
+        "atari": net.atari,
         "action_count": net.action_count,
         "policy_type": net.policy_type,
         # IQN's Q-values are the mean over these evenly spaced quantile fractions; None for the other types.
@@ -87,7 +91,7 @@ def build_metadata(net: LoadedNetwork, facts: dict[str, Any], with_distribution:
             "onnxruntime": _version("onnxruntime"),
         },
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "inputs": {"obs": "float32 [batch, obs_dim]"},
+        "inputs": {"obs": f"{net.obs_dtype} [batch, {', '.join(map(str, net.obs_shape))}]"},
         "outputs": outputs,
         # The return distribution behind q_values, when exported as the third output: what it holds.
         "distribution": net.distribution_meta() if with_distribution else None,
@@ -101,7 +105,7 @@ def torchscript_bytes(net: LoadedNetwork, meta: dict[str, Any]) -> bytes:
     import torch
 
     wrapper = greedy_wrapper(net, "distribution" in meta["outputs"])
-    example = torch.zeros(2, net.obs_dim, dtype=torch.float32)
+    example = net.example_obs(2)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(wrapper, example)
@@ -116,7 +120,7 @@ def onnx_bytes(net: LoadedNetwork, meta: dict[str, Any], opset: int) -> bytes:
 
     outputs = list(meta["outputs"])
     wrapper = greedy_wrapper(net, "distribution" in outputs)
-    example = torch.zeros(2, net.obs_dim, dtype=torch.float32)
+    example = net.example_obs(2)
     buffer = io.BytesIO()
     batch = {0: "batch"}
     with torch.no_grad(), warnings.catch_warnings():
@@ -158,20 +162,34 @@ def onnx_bytes(net: LoadedNetwork, meta: dict[str, Any], opset: int) -> bytes:
 def parity_observations(net: LoadedNetwork, facts: dict[str, Any], count: int, seed: int = 12345) -> np.ndarray:
     """Half states the trained policy visits in the real env (5% random actions for spread), half random points
     within the observation bounds (unbounded axes, including CartPole's +-3.4e38, use the visited range widened by
-    its span on both sides)."""
+    its span on both sides; Atari: random frames)."""
+    rng = np.random.default_rng(seed)
+    real = _visited_observations(net, count // 2, rng, seed)
+    if net.obs_dtype == "uint8":
+        return np.concatenate([real, rng.integers(0, 256, size=(count - len(real), *real.shape[1:]), dtype=np.uint8)])
+    low = np.asarray(facts["obs_low"], dtype=np.float64)
+    high = np.asarray(facts["obs_high"], dtype=np.float64)
+    span = real.max(0) - real.min(0) + 1.0
+    bounded = np.isfinite(low) & np.isfinite(high) & (np.abs(low) < 1e4) & (np.abs(high) < 1e4)
+    low = np.where(bounded, low, real.min(0) - span)
+    high = np.where(bounded, high, real.max(0) + span)
+    random_points = rng.uniform(low, high, size=(count - len(real), real.shape[1])).astype(np.float32)
+    return np.concatenate([real, random_points])
+
+
+def _visited_observations(net: LoadedNetwork, count: int, rng: np.random.Generator, seed: int) -> np.ndarray:
     import torch
 
-    rng = np.random.default_rng(seed)
     q = net.q_module()
     visited: list[np.ndarray] = []
-    env = make_raw_env(net.env_id)
+    env = make_raw_env(net.env_id, atari=net.atari)
     try:
         episode = 0
-        while len(visited) < count // 2 and episode < 200:
+        while len(visited) < count and episode < 200:
             obs = reset_env(env, seed + episode)
             done = False
-            while not done and len(visited) < count // 2:
-                obs = np.asarray(obs, dtype=np.float32)
+            while not done and len(visited) < count:
+                obs = np.asarray(obs, dtype=net.obs_dtype)
                 visited.append(obs)
                 if rng.random() < 0.05:
                     action = int(rng.integers(net.action_count))
@@ -182,15 +200,7 @@ def parity_observations(net: LoadedNetwork, facts: dict[str, Any], count: int, s
             episode += 1
     finally:
         env.close()
-    real = np.stack(visited).astype(np.float32)
-    low = np.asarray(facts["obs_low"], dtype=np.float64)
-    high = np.asarray(facts["obs_high"], dtype=np.float64)
-    span = real.max(0) - real.min(0) + 1.0
-    bounded = np.isfinite(low) & np.isfinite(high) & (np.abs(low) < 1e4) & (np.abs(high) < 1e4)
-    low = np.where(bounded, low, real.min(0) - span)
-    high = np.where(bounded, high, real.max(0) + span)
-    random_points = rng.uniform(low, high, size=(count - len(real), real.shape[1])).astype(np.float32)
-    return np.concatenate([real, random_points])
+    return np.stack(visited)
 
 
 def _runner(fmt: str, blob: bytes) -> Any:
@@ -345,7 +355,7 @@ def export_checkpoint(
 ) -> ExportResult:
     """Every file is checked before any is written: parity for the fp32 models, behaviour for reduced ones."""
     net = load_network(ckpt_path, config_path, fractions)
-    facts = require_fit(net.env_id, [net.obs_dim], net.action_count, f"the network in {net.source}")
+    facts = require_fit(net.env_id, net.obs_shape, net.action_count, f"the network in {net.source}", net.atari)
     out = Path(out_dir) if out_dir is not None else default_export_dir(net.source)
     writable_dir(out, "--out" if out_dir is not None else "export folder", create=False)
     if distribution and not net.has_distribution:

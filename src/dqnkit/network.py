@@ -105,9 +105,24 @@ class LoadedNetwork:
         return dict(self.config["policy"]["model"])
 
     @property
-    def obs_dim(self) -> int:
+    def obs_shape(self) -> list[int]:
+        """One observation's shape: [obs_dim] for vectors, [stack, height, width] for Atari frames."""
         shape = self.model_config["obs_shape"]
-        return int(shape) if isinstance(shape, int) else int(shape[0])
+        return [int(shape)] if isinstance(shape, int) else [int(x) for x in shape]
+
+    @property
+    def atari(self) -> dict[str, Any] | None:
+        """The Atari preprocessing the network was trained behind (env.atari), None for vector observations."""
+        section = self.config["env"].get("atari")
+        return dict(section) if section else None
+
+    @property
+    def obs_dtype(self) -> str:
+        """What the network takes: uint8 frames (it scales them itself) or float32 vectors."""
+        return "uint8" if len(self.obs_shape) == 3 else "float32"
+
+    def example_obs(self, batch: int) -> torch.Tensor:
+        return torch.zeros(batch, *self.obs_shape, dtype=getattr(torch, self.obs_dtype))
 
     @property
     def action_count(self) -> int:
@@ -145,7 +160,7 @@ class LoadedNetwork:
             }
         if self.policy_type == "qrdqn":
             with torch.no_grad():
-                fractions = self.model(torch.zeros(1, self.obs_dim))["tau"][0, :, 0].tolist()
+                fractions = self.model(self.example_obs(1))["tau"][0, :, 0].tolist()
         else:
             fractions = iqn_fractions(self.model, self.fractions)[:, 0].tolist()
         return {"kind": "quantile values at these fractions", "fractions": fractions, "shape": shape}
@@ -193,8 +208,8 @@ def load_network(
 
 
 class GreedyQ(torch.nn.Module):
-    """obs [B, obs_dim] float32 -> (q_values [B, n_actions], action [B] int64[, distribution]): the exported
-    interface."""
+    """obs [B, obs_dim] float32 or [B, stack, height, width] uint8 -> (q_values [B, n_actions], action [B] int64[,
+    distribution]): the exported interface."""
 
     def __init__(self, q: IQNExpectedQ | ExpectedQ, with_distribution: bool) -> None:
         super().__init__()

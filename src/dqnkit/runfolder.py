@@ -34,6 +34,7 @@ SUMMARY = "summary.json"
 CURVE = "curve.png"
 EXPORT_DIR = "export"
 BEST, LATEST, FINAL = "best.pth.tar", "latest.pth.tar", "final.pth.tar"
+REPLAY_SUFFIX = ".replay"  # final.pth.tar's replay buffer: final.replay.pth.tar
 # Which checkpoint a command takes when the user names only the folder: the best agent to export or evaluate,
 # the most advanced state to resume.
 BEST_FIRST = (BEST, FINAL, LATEST)
@@ -43,6 +44,12 @@ METRICS_FIELDS = ("env_step", "train_iter", "wall_seconds", "eval_mean", "eval_s
 
 def periodic_name(train_iter: int) -> str:
     return f"iteration_{train_iter}.pth.tar"
+
+
+def replay_path(checkpoint: Path) -> Path:
+    """Where the replay buffer saved with a checkpoint lives: final.pth.tar -> final.replay.pth.tar."""
+    stem = checkpoint.name.removesuffix(".pth.tar")
+    return checkpoint.with_name(f"{stem}{REPLAY_SUFFIX}.pth.tar")
 
 
 def periodic_checkpoints(run_dir: Path) -> list[Path]:

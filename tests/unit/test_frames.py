@@ -90,3 +90,20 @@ def test_frame_buffer_refuses_what_is_not_a_uint8_frame_stack() -> None:
     buffer = FrameReplayBuffer(size=4)
     with pytest.raises(ValueError, match="uint8 frame stacks"):
         buffer.push({"obs": torch.zeros(4, 84, 84), "next_obs": torch.zeros(4, 84, 84)})
+
+
+def test_frame_buffer_state_round_trips_with_only_the_frames_it_holds(fed: tuple[Any, Any, int]) -> None:
+    from dqnkit.dingext.frames import FrameReplayBuffer
+
+    _, frames, _ = fed
+    state = frames.state_dict()
+    assert len(state["frames"]) == frames._frames_pushed < frames.capacity  # not the whole preallocated ring
+    loaded = FrameReplayBuffer(size=300)
+    loaded.load_state_dict(state)
+    assert loaded.count() == frames.count()
+    for position in (0, 150, 299):
+        expected, got = frames.get(position).data.transition(), loaded.get(position).data.transition()
+        for key in FIELDS:
+            assert torch.equal(got[key], expected[key]), (position, key)
+    with pytest.raises(ValueError, match="holds 300 transitions"):
+        FrameReplayBuffer(size=200).load_state_dict(state)

@@ -18,9 +18,14 @@ examples:
   dqn-eval runs/lunarlander_dqn_seed0/export/model.onnx --render     # a window at 50 fps (video without a display)
   dqn-eval runs/cartpole_dqn_seed0 --video cartpole.mp4 --episodes 3  # .mp4 or .gif
   dqn-eval runs/a runs/b --episodes 100 --envs 8     # B - A on the same episodes, with its 95% interval
+  dqn-eval runs/pong_dqn_seed0/export/model.onnx --episodes 30 --envs 8   # Atari: the standard protocol
+
+Atari models play by the standard evaluation protocol: full games (not lives), unclipped score, up to 30 no-op
+starts, epsilon 0.05 (--epsilon 0.001 for the other common choice), at most 108,000 frames a game; the report adds
+the human-normalized score for games with published random and human scores.
 
 Episode i uses seed SEED+i, so a checkpoint, its model.pt and its model.onnx give the same returns.
-An ONNX evaluation needs only onnxruntime and gym (it does not import torch or DI-engine).
+An ONNX evaluation needs only onnxruntime, gym/Gymnasium and ale-py (it does not import torch or DI-engine).
 """
 
 
@@ -44,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", help="environment id (default: the one the model was trained on)")
     p.add_argument("--episodes", type=positive_int, default=20, help="number of episodes (default 20)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="episode i uses seed SEED+i (default 0)")
-    p.add_argument("--epsilon", type=probability, default=0.0, help="random-action probability (default 0: greedy)")
+    p.add_argument(
+        "--epsilon",
+        type=probability,
+        help="random-action probability (default 0: greedy; Atari models 0.05, the standard protocol)",
+    )
     p.add_argument("--render", action="store_true", help="watch in a window (records a video when there is no display)")
     p.add_argument("--video", type=Path, metavar="PATH", help="record all episodes to PATH (.mp4 or .gif)")
     p.add_argument("--json", type=Path, metavar="PATH", help="write the report as JSON")
@@ -85,8 +94,13 @@ def summary_line(report: Any) -> str:
         f"{report.env_id} {report.kind} {report.model}: {s['episodes']} episodes,"
         f" return {s['mean']:.2f} ± {s['std']:.2f}{_interval(s['mean_ci95'], '.2f')}"
         f" (median {s['median']:.2f}, min {s['min']:.2f}, max {s['max']:.2f}), {success}, mean length"
-        f" {s['mean_length']:.1f}, {s['env_steps_per_second']:,.0f} env steps/s"
+        f" {s['mean_length']:.1f}, {s['env_steps_per_second']:,.0f} env steps/s{_normalized(s)}"
     )
+
+
+def _normalized(stats: dict[str, Any]) -> str:
+    score = stats.get("human_normalized")
+    return f", human-normalized score {score:.1%}" if score is not None else ""
 
 
 def comparison_line(comparison: dict[str, Any]) -> str:

@@ -17,7 +17,8 @@ examples:
   dqn-export --ckpt runs/lunarlander_dqn_seed0 --precision int8 --precision fp16  # also model.int8.onnx, .fp16
 
 Writes model.pt (TorchScript: needs only torch), model.onnx (needs only onnxruntime) and export.json. Both models
-take obs float32 [batch, obs_dim] and return q_values float32 [batch, n_actions] and action int64 [batch].
+take obs float32 [batch, obs_dim] (Atari: the preprocessed uint8 frames [batch, 4, 84, 84]) and return q_values
+float32 [batch, n_actions] and action int64 [batch].
 Nothing is written unless both match the DI-engine network on 4,096 observations (exit 1 otherwise).
 --precision fp16|int8 also writes a reduced-precision ONNX model, only if it acts like the fp32 one: the same
 greedy action on at least 95% of the states the policy visits, and a mean return over N seeded episodes within the

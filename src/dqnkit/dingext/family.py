@@ -14,6 +14,7 @@ from ding.utils.data import default_collate, default_decollate
 
 from dqnkit.dingext.policy import FastDQNPolicy
 from dqnkit.dingext.replay import ReplayRow
+from dqnkit.envs import takes_frames
 
 
 class RowsAsTransitions:
@@ -62,11 +63,6 @@ def _frames_to_unit_range(_encoder: Any, args: tuple[Any, ...]) -> tuple[Any, ..
     """Pixel networks take frames as stored and exported, uint8 in 0..255, and scale them to [0, 1] themselves."""
     obs, *rest = args
     return (obs.to(torch.float32) / 255.0, *rest)
-
-
-def takes_frames(obs_shape: Any) -> bool:
-    """An image stack [channels, height, width]: DI-engine builds its conv encoder."""
-    return not isinstance(obs_shape, int) and len(obs_shape) == 3
 
 
 @dataclass(frozen=True)

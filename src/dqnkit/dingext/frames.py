@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from dqnkit.dingext.replay import ArrayReplayBuffer
+from dqnkit.dingext.replay import ArrayReplayBuffer, filled_ring
 
 STACKED = ("obs", "next_obs")
 DEDUP_WINDOW = 4096  # frames: how far back a pushed frame is looked for among those already stored
@@ -105,25 +105,23 @@ class FrameReplayBuffer(ArrayReplayBuffer):
         super().clear()
         self._empty_frames()
 
-    def save_data(self, file_name: str) -> None:
-        torch.save(self.state_dict(), file_name)
-
-    def load_data(self, file_name: str) -> None:
-        self.load_state_dict(torch.load(file_name, weights_only=True))
-
     def state_dict(self) -> dict[str, Any]:
         return {
-            "fields": self.fields,
-            "pushed": self._pushed,
-            "frames": self.frames,
+            **super().state_dict(),
+            "window": self.window,
+            "frames": self.frames[: min(self._frames_pushed, self.capacity)],
             "frames_pushed": self._frames_pushed,
             "floors": self._floors,
             "valid_from": self._valid_from,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.fields, self._pushed = state["fields"], int(state["pushed"])
-        self.frames, self._frames_pushed = state["frames"], int(state["frames_pushed"])
+        if int(state.get("window", -1)) != self.window:
+            raise ValueError("the saved buffer was not a frame buffer of the same layout")
+        super().load_state_dict(state)
+        frames = state["frames"]
+        self.frames = filled_ring(frames, self.capacity) if frames.numel() else torch.empty(0, dtype=torch.uint8)
+        self._frames_pushed = int(state["frames_pushed"])
         self._floors, self._valid_from = state["floors"], int(state["valid_from"])
         self._recent.clear()  # frames pushed after a load are stored anew: correct, at most one window's worth
         self._recent_order.clear()

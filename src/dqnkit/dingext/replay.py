@@ -96,11 +96,28 @@ class ArrayReplayBuffer(Buffer):
         return {key: values[slots] for key, values in self.fields.items()}
 
     def save_data(self, file_name: str) -> None:
-        torch.save({"fields": self.fields, "pushed": self._pushed}, file_name)
+        torch.save(self.state_dict(), file_name)
 
     def load_data(self, file_name: str) -> None:
-        state = torch.load(file_name, weights_only=True)
-        self.fields, self._pushed = state["fields"], int(state["pushed"])
+        self.load_state_dict(torch.load(file_name, weights_only=True))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The slots written so far (a buffer not yet full saves only those)."""
+        filled = min(self._pushed, self.size)
+        return {"size": self.size, "fields": {k: v[:filled] for k, v in self.fields.items()}, "pushed": self._pushed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state["size"]) != self.size:
+            raise ValueError(f"the saved buffer holds {state['size']} transitions, this one {self.size}")
+        self.fields = {key: filled_ring(values, self.size) for key, values in state["fields"].items()}
+        self._pushed = int(state["pushed"])
+
+
+def filled_ring(filled: torch.Tensor, size: int) -> torch.Tensor:
+    """A ring of `size` rows whose first rows are `filled`."""
+    ring = torch.empty((size, *filled.shape[1:]), dtype=filled.dtype)
+    ring[: len(filled)] = filled
+    return ring
 
 
 def gather_rows(rows: list[ReplayRow]) -> dict[str, torch.Tensor]:

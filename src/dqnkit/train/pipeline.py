@@ -41,12 +41,12 @@ from ding.utils import DistributedWriter, set_pkg_seed
 from dqnkit import runfolder
 from dqnkit.config import to_plain
 from dqnkit.dingext.envmanager import MANAGERS
-from dqnkit.dingext.family import ALGORITHMS, takes_frames
+from dqnkit.dingext.family import ALGORITHMS
 from dqnkit.dingext.frames import FrameReplayBuffer
 from dqnkit.dingext.nstep import nstep_reward_enhancer
 from dqnkit.dingext.replay import ArrayReplayBuffer
 from dqnkit.dingext.speedups import fast_batch_collation, fast_tree_construction
-from dqnkit.envs import make_ding_env
+from dqnkit.envs import make_ding_env, takes_frames
 from dqnkit.errors import TrainingFailed, UserError, interrupting_signal
 from dqnkit.nodes import Node
 from dqnkit.progress import ProgressLine
@@ -158,8 +158,6 @@ def _announce(plan: RunPlan, node: Node | None) -> None:
         f"dqnkit: {what} ({cfg.env.env_id}, seed {cfg.seed}, {'cuda' if cfg.policy.cuda else 'cpu'}{where})",
         file=sys.stderr,
     )
-    if plan.resume_from:
-        print("dqnkit: the replay buffer starts empty on resume (it is not saved in checkpoints)", file=sys.stderr)
 
 
 def _restore(plan: RunPlan, policy: Any, ctx: Any) -> None:
@@ -237,11 +235,14 @@ def _replay_buffer(cfg: Any) -> Any:
     return buffer
 
 
-def _use_learner(parts: Parts, cfg: Any, policy: Any, node: Node | None) -> None:
+def _use_learner(parts: Parts, plan: RunPlan, policy: Any, node: Node | None) -> None:
     recorder = parts.recorder
     if recorder is None:
         return
+    cfg = plan.cfg
     buffer = _replay_buffer(cfg)
+    savable = isinstance(buffer, ArrayReplayBuffer)  # prioritized replay's DequeBuffer is not saved
+    recorder.keep_replay(buffer, bool(cfg.dqnkit.save_replay) and savable, plan.resume_from)
     task.use(data_pusher(cfg, buffer))
     task.use(OffPolicyLearner(cfg, policy.learn_mode, buffer))
     if node is not None:
@@ -329,7 +330,7 @@ def _build(parts: Parts, plan: RunPlan, roles: Roles, progress: ProgressLine) ->
         _join_nodes(parts, plan, roles, model)
     _use_evaluator(parts, cfg, policy, model)
     _use_collector(parts, cfg, policy, seed)
-    _use_learner(parts, cfg, policy, roles.node)
+    _use_learner(parts, plan, policy, roles.node)
     return seed
 
 

@@ -11,8 +11,8 @@ import torch
 
 from dqnkit import checkpoint as ckpt
 from dqnkit import runfolder
-from dqnkit.config import apply_overrides, compile_dqn_config, load_config_file, parse_override, to_plain
 from dqnkit.atari import AtariSettings, atari_game
+from dqnkit.config import apply_overrides, compile_dqn_config, load_config_file, parse_override, to_plain
 from dqnkit.envs import env_facts, model_obs_shape, require_fit
 from dqnkit.errors import UserError
 from dqnkit.validate import check_policy_type, check_run_config, writable_dir

@@ -131,6 +131,7 @@ class RunRecorder:
         self.train_iter = int(state.get("train_iter", 0))
         self.loss: float | None = None
         self.evaluations: Evaluations | None = None
+        self.replay: Any = None  # the buffer saved beside final.pth.tar (dqnkit.save_replay)
         self.started = time.monotonic()
         remove_partial_writes(self.run_dir)
         with self._writing(self.run_dir / runfolder.METRICS):
@@ -227,6 +228,29 @@ class RunRecorder:
             self.best_eval = evaluation.mean
             self.save(runfolder.BEST, evaluated=evaluation)
 
+    def keep_replay(self, buffer: Any, save: bool, resume_from: Path | None) -> None:
+        """Save `buffer` beside final.pth.tar (when `save`); on --resume, refill it from the one saved with the
+        checkpoint resumed, saying so either way."""
+        self.replay = buffer if save else None
+        if resume_from is None:
+            return
+        note = self._refill(buffer, runfolder.replay_path(resume_from), resume_from)
+        if not self.progress.quiet:
+            print(f"dqnkit: {note}", file=sys.stderr)
+
+    def _refill(self, buffer: Any, path: Path, resume_from: Path) -> str:
+        if not path.is_file():
+            return f"the replay buffer starts empty (no {path.name} was saved with {resume_from.name})"
+        saved = ckpt.load_replay(path)
+        if int(saved["env_step"]) != self.env_step:
+            saved_at = f"env step {saved['env_step']:,}, not {self.env_step:,}"
+            return f"the replay buffer starts empty ({path.name} is from {saved_at})"
+        try:
+            buffer.load_state_dict(saved["buffer"])
+        except (ValueError, KeyError, TypeError) as e:
+            return f"the replay buffer starts empty ({path.name} does not fit this config's buffer: {e})"
+        return f"refilled the replay buffer with {buffer.count():,} transitions from {path.name}"
+
     def stop_reason(self) -> str:
         return stop_reason(self.cfg.dqnkit, self.reached_stop, self.env_step, self.train_iter)
 
@@ -237,6 +261,10 @@ class RunRecorder:
             for evaluation in self.evaluations.drain():
                 self._record_evaluation(evaluation)
         final = self.save(runfolder.FINAL)
+        if self.replay is not None:
+            replay = ckpt.build_replay(self.replay.state_dict(), env_step=self.env_step, train_iter=self.train_iter)
+            with self._writing(runfolder.replay_path(final)):
+                ckpt.save_checkpoint(replay, runfolder.replay_path(final))
         summary = self._summary(reason, final, signum, failure)
         with self._writing(self.run_dir / runfolder.SUMMARY):
             runfolder.write_summary(self.run_dir, summary)
