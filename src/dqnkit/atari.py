@@ -139,7 +139,7 @@ class AtariGame(gymnasium.Env):
             self._continues = False
             return self._obs, {"lives": self.lives, "continued": True}
         obs, info = self._games.reset(seed=None if seed is None else int(seed) % 2**31)
-        return self._keep(obs, info), {"lives": self.lives}
+        return self._keep(obs, info), {"lives": self.lives, "frame": int(info["episode_frame_number"][0])}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self._games.step(np.asarray([int(action)], dtype=np.int64))

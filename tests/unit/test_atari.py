@@ -1,0 +1,93 @@
+"""The Atari preprocessing on real ALE games: ids, settings, lives, no-op starts and the frame cap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dqnkit.atari import AtariGame, AtariSettings, atari_game, human_normalized
+from dqnkit.errors import UserError
+
+
+def test_ale_ids_name_their_game_and_other_ids_none() -> None:
+    assert atari_game("ALE/Pong-v5") == "pong"
+    assert atari_game("PongNoFrameskip-v4") == "pong"
+    assert atari_game("ALE/SpaceInvaders-v5") == "space_invaders"
+    assert atari_game("CartPole-v1") is None
+    assert atari_game("LunarLander-v3") is None
+
+
+def test_settings_refuse_an_unknown_key_with_the_closest_one() -> None:
+    with pytest.raises(UserError, match=r"env.atari.noop_maxx; did you mean env.atari.noop_max\?"):
+        AtariSettings.from_config({"noop_maxx": 10})
+    assert AtariSettings.from_config({"frame_stack": "3"}).obs_shape == [3, 84, 84]
+
+
+def test_evaluation_keeps_whole_games_and_real_scores() -> None:
+    settings = AtariSettings(noop_max=7, sticky_actions=0.25)
+    evaluation = settings.for_evaluation()
+    assert not evaluation.end_on_life_loss and not evaluation.clip_rewards
+    assert (evaluation.noop_max, evaluation.sticky_actions, evaluation.max_frames) == (7, 0.25, 108_000)
+
+
+def test_human_normalized_score_is_zero_at_random_and_one_at_human() -> None:
+    assert human_normalized("pong", -20.7) == pytest.approx(0.0)
+    assert human_normalized("pong", 14.6) == pytest.approx(1.0)
+    assert human_normalized("breakout", 30.5) == pytest.approx(1.0)
+    assert human_normalized("tetris", 1.0) is None
+
+
+def _start_frames(noop_max: int, seeds: range) -> list[int]:
+    """The emulator frame each game starts from, after its reset's no-ops."""
+    game = AtariGame("pong", AtariSettings(noop_max=noop_max), training=False)
+    try:
+        starts = []
+        for seed in seeds:
+            obs, info = game.reset(seed=seed)
+            assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
+            starts.append(info["frame"])
+        return starts
+    finally:
+        game.close()
+
+
+def test_no_op_starts_vary_by_seed_up_to_30() -> None:
+    without = _start_frames(0, range(8))
+    with_noops = _start_frames(30, range(8))
+    assert len(set(without)) == 1
+    assert len(set(with_noops)) > 3
+    assert all(without[0] <= start <= without[0] + 30 for start in with_noops)
+
+
+def test_the_frame_cap_ends_a_game() -> None:
+    game = AtariGame("pong", AtariSettings(max_frames=400), training=False)
+    rng = np.random.default_rng(0)
+    try:
+        _, start = game.reset(seed=0)
+        for step in range(1000):
+            _, _, terminated, truncated, info = game.step(int(rng.integers(game.action_space.n)))
+            if terminated or truncated:
+                break
+    finally:
+        game.close()
+    assert truncated and not terminated
+    assert step + 1 == 400 // 4  # 4 frames an action
+    assert info["frame"] - start["frame"] <= 400
+
+
+def test_in_training_a_lost_life_ends_the_episode_but_not_the_game() -> None:
+    game = AtariGame("breakout", AtariSettings(), training=True)
+    rng = np.random.default_rng(0)
+    try:
+        _, info = game.reset(seed=0)
+        lives = [info["lives"]]
+        for _ in range(3000):
+            _, _, terminated, truncated, info = game.step(int(rng.integers(game.action_space.n)))
+            if terminated or truncated:
+                _, info = game.reset(seed=1)
+                lives.append(info["lives"])
+                if len(lives) == 6:
+                    break
+    finally:
+        game.close()
+    assert lives == [5, 4, 3, 2, 1, 5]  # four lost lives continue the game; the fifth ends it and a new one starts
