@@ -59,6 +59,7 @@ def test_the_export_takes_uint8_frames_and_records_the_preprocessing(pong_export
 def test_onnx_alone_plays_pong_as_the_checkpoint_does(pong_run: Path, pong_export: Path, tmp_path: Path) -> None:
     """The ONNX model rebuilds the preprocessing from its metadata, with neither torch nor DI-engine importable,
     and plays the protocol's episodes (epsilon 0.05, no-op starts) exactly as the checkpoint."""
+    args = [str(pong_export / "model.onnx"), "--episodes", "2", "--envs", "2", "--json", str(tmp_path / "onnx.json")]
     code = f"""
 import sys
 class _Block:
@@ -68,7 +69,7 @@ class _Block:
 sys.meta_path.insert(0, _Block())
 from dqnkit.cli import eval as ev
 try:
-    ev.main([{str(pong_export / "model.onnx")!r}, '--episodes', '2', '--envs', '2', '--json', {str(tmp_path / "onnx.json")!r}])
+    ev.main({args!r})
 except SystemExit as e:
     assert e.code == 0, e.code
 """

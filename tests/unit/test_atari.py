@@ -64,14 +64,14 @@ def test_the_frame_cap_ends_a_game() -> None:
     rng = np.random.default_rng(0)
     try:
         _, start = game.reset(seed=0)
-        for step in range(1000):
+        steps, terminated, truncated = 0, False, False
+        while not (terminated or truncated) and steps < 1000:
             _, _, terminated, truncated, info = game.step(int(rng.integers(game.action_space.n)))
-            if terminated or truncated:
-                break
+            steps += 1
     finally:
         game.close()
     assert truncated and not terminated
-    assert step + 1 == 400 // 4  # 4 frames an action
+    assert steps == 400 // 4  # 4 frames an action
     assert info["frame"] - start["frame"] <= 400
 
 
