@@ -27,7 +27,7 @@ main_config = EasyDict(
             model=dict(encoder_hidden_size_list=[32, 64, 64, 512]),
             discount_factor=0.99,
             nstep=3,
-            learn=dict(update_per_collect=16, batch_size=32, learning_rate=0.0001, target_update_freq=2000),
+            learn=dict(update_per_collect=16, batch_size=32, learning_rate=0.0001, target_update_freq=1000),
             collect=dict(n_sample=64, unroll_len=1),
             eval=dict(evaluator=dict(eval_freq=10000)),
             other=dict(

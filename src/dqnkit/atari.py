@@ -92,18 +92,23 @@ def human_normalized(game: str, score: float) -> float | None:
     return (score - random_score) / (human_score - random_score)
 
 
-def vector_games(game: str, settings: AtariSettings, count: int, training: bool) -> Any:
-    """ale-py's AtariVectorEnv with the preprocessing: `count` games stepped together in C++."""
+SCREEN = (210, 160)  # the Atari 2600's screen, height and width
+
+
+def vector_games(game: str, settings: AtariSettings, count: int, training: bool, screen: bool = False) -> Any:
+    """ale-py's AtariVectorEnv with the preprocessing: `count` games stepped together in C++. `screen`: the same
+    games (same seeds, same actions, same emulation) seen as the full RGB screen, for watching."""
     from ale_py.vector_env import AtariVectorEnv
 
+    height, width = SCREEN if screen else (settings.screen_size, settings.screen_size)
     return AtariVectorEnv(
         game,
         count,
         num_threads=1,
-        img_height=settings.screen_size,
-        img_width=settings.screen_size,
-        grayscale=True,
-        stack_num=settings.frame_stack,
+        img_height=height,
+        img_width=width,
+        grayscale=not screen,
+        stack_num=1 if screen else settings.frame_stack,
         frameskip=settings.frame_skip,
         maxpool=True,
         noop_max=settings.noop_max,
@@ -120,13 +125,27 @@ class AtariGame(gymnasium.Env):
     """One preprocessed game as a Gymnasium env: uint8 observations [frame_stack, screen, screen].
 
     In training a lost life ends the episode but not the game: the next reset continues from the current screen
-    (DeepMind's EpisodicLifeEnv); a game over or the frame cap starts a new game with the reset's seed."""
+    (DeepMind's EpisodicLifeEnv); a game over or the frame cap starts a new game with the reset's seed.
 
-    metadata = {"render_modes": []}  # noqa: RUF012  # Gymnasium's Env declares it a plain attribute
+    render_mode "rgb_array": `render()` returns the game's real screen (a twin emulator fed the same seeds and
+    actions), with `agent_view` the agent's newest 84x84 frame beside it."""
 
-    def __init__(self, game: str, settings: AtariSettings, training: bool) -> None:
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 15}  # noqa: RUF012  # a plain attribute in Gymnasium
+
+    def __init__(
+        self,
+        game: str,
+        settings: AtariSettings,
+        training: bool,
+        render_mode: str | None = None,
+        agent_view: bool = False,
+    ) -> None:
         self.game, self.settings, self.training = game, settings, training
+        self.render_mode, self.agent_view = render_mode, agent_view
+        self.metadata = {**self.metadata, "render_fps": 60 // settings.frame_skip}
         self._games = vector_games(game, settings, 1, training)
+        self._screen = vector_games(game, settings, 1, training, screen=True) if render_mode == "rgb_array" else None
+        self._screen_rgb: np.ndarray | None = None
         self.observation_space = self._games.single_observation_space
         self.action_space = self._games.single_action_space
         self._obs: np.ndarray | None = None
@@ -138,11 +157,17 @@ class AtariGame(gymnasium.Env):
         if self._continues and self._obs is not None:
             self._continues = False
             return self._obs, {"lives": self.lives, "continued": True}
-        obs, info = self._games.reset(seed=None if seed is None else int(seed) % 2**31)
+        seed = None if seed is None else int(seed) % 2**31
+        obs, info = self._games.reset(seed=seed)
+        if self._screen is not None:
+            self._screen_rgb = self._screen.reset(seed=seed)[0][0, 0]
         return self._keep(obs, info), {"lives": self.lives, "frame": int(info["episode_frame_number"][0])}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self._games.step(np.asarray([int(action)], dtype=np.int64))
+        actions = np.asarray([int(action)], dtype=np.int64)
+        obs, reward, terminated, truncated, info = self._games.step(actions)
+        if self._screen is not None:
+            self._screen_rgb = self._screen.step(actions)[0][0, 0]
         obs = self._keep(obs, info)
         ended, cut = bool(terminated[0]), bool(truncated[0])
         # ale-py signals a lost life as a termination while the game goes on (lives left).
@@ -154,8 +179,24 @@ class AtariGame(gymnasium.Env):
         self.lives = int(info["lives"][0])
         return self._obs
 
+    def render(self) -> np.ndarray:
+        """The real screen [210, 160, 3] (with `agent_view`: and the agent's newest frame, doubled, beside it)."""
+        if self._screen_rgb is None or self._obs is None:
+            raise RuntimeError("AtariGame renders with render_mode='rgb_array', after a reset")
+        if not self.agent_view:
+            return self._screen_rgb
+        view = np.repeat(np.repeat(self._obs[-1], 2, axis=0), 2, axis=1)  # the agent's frame, doubled
+        height = max(self._screen_rgb.shape[0], view.shape[0])
+        panel = np.zeros((height, view.shape[1], 3), dtype=np.uint8)
+        panel[: view.shape[0]] = view[:, :, None]
+        screen = np.zeros((height, *self._screen_rgb.shape[1:]), dtype=np.uint8)
+        screen[: self._screen_rgb.shape[0]] = self._screen_rgb
+        return np.concatenate([screen, panel], axis=1)
+
     def close(self) -> None:
         self._games.close()
+        if self._screen is not None:
+            self._screen.close()
 
 
 def require_atari(env_id: str) -> str:

@@ -69,20 +69,26 @@ def _without_decorative_particles(env: Any) -> Any:
     return env
 
 
-def _atari_game(env_id: str, atari: dict[str, Any] | None, training: bool) -> Any:
+def _atari_game(
+    env_id: str, atari: dict[str, Any] | None, training: bool, render_mode: str | None = None, agent_view: bool = False
+) -> Any:
     from dqnkit.atari import AtariGame, AtariSettings, require_atari
 
     settings = AtariSettings.from_config(atari)
-    return AtariGame(require_atari(env_id), settings if training else settings.for_evaluation(), training)
+    game = require_atari(env_id)
+    return AtariGame(game, settings if training else settings.for_evaluation(), training, render_mode, agent_view)
 
 
-def make_raw_env(env_id: str, render_mode: str | None = None, atari: dict[str, Any] | None = None) -> Any:
+def make_raw_env(
+    env_id: str, render_mode: str | None = None, atari: dict[str, Any] | None = None, agent_view: bool = False
+) -> Any:
     """A plain gym/gymnasium env (no DI-engine), used by evaluation and export rollouts; an Atari game is played
-    by the evaluation protocol with the preprocessing `atari` (env.atari, defaults where None)."""
+    by the evaluation protocol with the preprocessing `atari` (env.atari, defaults where None), and renders its
+    real screen (with `agent_view`, the agent's frame beside it)."""
     backend = env_backend(env_id)
     silence_warnings()
     if backend == "atari":
-        return _atari_game(env_id, atari, training=False)
+        return _atari_game(env_id, atari, False, render_mode, agent_view)
     if atari is not None:
         _atari_game(env_id, atari, training=False)  # raises: not an Atari game
     if backend == "gym":

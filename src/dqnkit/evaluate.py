@@ -258,11 +258,13 @@ def run_episodes(
     n_envs: int = 1,
     frame_sink: Any = None,
     on_episode: Callable[[Episode], None] | None = None,
+    agent_view: bool = False,
 ) -> tuple[list[Episode], float]:
-    """Play `episodes` episodes; episode i uses seed+i. frame_sink (if any) gets every rgb frame (one env)."""
+    """Play `episodes` episodes; episode i uses seed+i. frame_sink (if any) gets every rgb frame (one env); Atari
+    frames show the real screen, with `agent_view` the agent's 84x84 input beside it."""
     render_mode = "rgb_array" if frame_sink is not None else None
     n_envs = 1 if frame_sink is not None else max(1, min(n_envs, episodes))
-    slots = [_Slot(make_raw_env(env_id, render_mode, agent.atari), agent) for _ in range(n_envs)]
+    slots = [_Slot(make_raw_env(env_id, render_mode, agent.atari, agent_view), agent) for _ in range(n_envs)]
     n_actions = int(agent.meta["action_count"])
     results: list[Episode] = []
     next_episode = 0
@@ -340,7 +342,12 @@ class VideoWriter:
             self.writer = imageio.get_writer(self.tmp, fps=fps, codec="libx264", macro_block_size=8, quality=7)
 
     def frame(self, rgb: np.ndarray, episode: int, episode_return: float) -> None:
-        self.writer.append_data(np.asarray(rgb))
+        rgb = np.asarray(rgb)
+        # H.264 works on 8x8 blocks: pad (Atari's 210 rows) rather than let the writer rescale with a warning.
+        height, width = (-rgb.shape[0]) % 8, (-rgb.shape[1]) % 8
+        if height or width:
+            rgb = np.pad(rgb, ((0, height), (0, width), (0, 0)))
+        self.writer.append_data(rgb)
         self.frames += 1
 
     def finish(self) -> None:
@@ -408,6 +415,7 @@ def evaluate(
     on_episode: Callable[[Episode], None] | None = None,
     log: Callable[[str], None] = print,
     config_path: str | Path | None = None,
+    agent_view: bool = False,
 ) -> Report:
     agent = load_agent(model, config_path)
     env_id = env_id or agent.env_id
@@ -438,6 +446,7 @@ def evaluate(
             n_envs=n_envs,
             frame_sink=sink,
             on_episode=on_episode,
+            agent_view=agent_view,
         )
     except BaseException:
         if sink is not None:

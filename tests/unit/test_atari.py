@@ -91,3 +91,38 @@ def test_in_training_a_lost_life_ends_the_episode_but_not_the_game() -> None:
     finally:
         game.close()
     assert lives == [5, 4, 3, 2, 1, 5]  # four lost lives continue the game; the fifth ends it and a new one starts
+
+
+def test_the_screen_twin_plays_the_same_game() -> None:
+    """What --render and --video show: a second emulator fed the same seeds and actions, as full RGB screens; its
+    scores, lives and frame counts follow the preprocessed game's step for step."""
+    from dqnkit.atari import vector_games
+
+    settings = AtariSettings(sticky_actions=0.25)  # sticky actions draw from the seed's generator too
+    games = [vector_games("breakout", settings, 1, training=False, screen=screen) for screen in (False, True)]
+    rng = np.random.default_rng(0)
+    try:
+        observations = [g.reset(seed=3)[0] for g in games]
+        assert observations[0].shape == (1, 4, 84, 84) and observations[1].shape == (1, 1, 210, 160, 3)
+        for _ in range(400):
+            actions = rng.integers(4, size=1)
+            steps = [g.step(actions) for g in games]
+            (_, r0, t0, c0, i0), (_, r1, t1, c1, i1) = steps
+            assert (r0, t0, c0) == (r1, t1, c1)
+            assert i0["lives"] == i1["lives"] and i0["episode_frame_number"] == i1["episode_frame_number"]
+    finally:
+        for g in games:
+            g.close()
+
+
+def test_render_shows_the_screen_and_optionally_the_agents_view() -> None:
+    for agent_view, width in ((False, 160), (True, 160 + 168)):
+        game = AtariGame("pong", AtariSettings(), training=False, render_mode="rgb_array", agent_view=agent_view)
+        try:
+            game.reset(seed=0)
+            game.step(0)
+            frame = game.render()
+        finally:
+            game.close()
+        assert frame.shape == (210, width, 3) and frame.dtype == np.uint8
+        assert frame[:, :160].std() > 0  # a real screen, not a blank

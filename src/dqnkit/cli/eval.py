@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--render", action="store_true", help="watch in a window (records a video when there is no display)")
     p.add_argument("--video", type=Path, metavar="PATH", help="record all episodes to PATH (.mp4 or .gif)")
+    p.add_argument(
+        "--agent-view",
+        action="store_true",
+        help="Atari: show the agent's 84x84 input beside the game screen (with --render or --video)",
+    )
     p.add_argument("--json", type=Path, metavar="PATH", help="write the report as JSON")
     p.add_argument(
         "--envs",
@@ -116,6 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if len(args.model) > 2:
         build_parser().error(f"{len(args.model)} models given: evaluate one, or compare two")
+    if args.agent_view and not (args.render or args.video is not None):
+        build_parser().error("--agent-view adds to what --render or --video shows: give one of them")
     if len(args.model) == 2 and (args.render or args.video is not None):
         build_parser().error("--render and --video show one model: leave one of the two out")
 
@@ -146,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
                 video=args.video,
                 log=lambda line: print(f"dqn-eval: {line}", file=sys.stderr),
                 config_path=args.config,
+                agent_view=args.agent_view,
             )
             for model in models
         ]

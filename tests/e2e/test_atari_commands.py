@@ -85,6 +85,21 @@ except SystemExit as e:
     assert all(length > 500 for _, length in episodes[0])  # whole games of 21 points, not lives or capped
 
 
+def test_a_video_shows_the_game_screen_with_the_agents_view(pong_run: Path, tmp_path: Path) -> None:
+    import imageio.v2 as imageio
+
+    video = tmp_path / "pong.mp4"
+    result = cli("dqn-eval", str(pong_run), "--episodes", "1", "--video", str(video), "--agent-view")
+    assert result.returncode == 0, result.stderr
+    reader = imageio.get_reader(video)
+    try:
+        frame = reader.get_data(0)
+        assert reader.get_meta_data()["fps"] == 15  # 60 emulator frames a second, 4 an action
+    finally:
+        reader.close()
+    assert frame.shape == (216, 328, 3)  # the 210x160 screen and the doubled 84x84 view, padded to 8x8 blocks
+
+
 def test_a_pixel_model_on_a_vector_env_is_refused(pong_export: Path) -> None:
     result = cli("dqn-eval", str(pong_export / "model.onnx"), "--env", "CartPole-v1")
     assert_user_error(result, "takes Atari frames", "CartPole-v1 is not an Atari game")
