@@ -8,6 +8,7 @@ forwards to it). DI-engine's WarpFrame needs OpenCV: `pip install opencv-python-
 
     python scripts/bench_atari.py throughput   # env steps/s at DI-engine's 10 updates per 96 env steps
     python scripts/bench_atari.py memory       # RSS as 20k transitions fill each buffer (collection only)
+    python scripts/bench_atari.py envs         # agent steps/s of 8 preprocessed Pong games, random actions
 
 Each measurement runs in a fresh process; systems alternate; medians over rounds.
 """
@@ -208,12 +209,66 @@ def run_dqnkit_training(max_env_steps: int, extra: list[str], report: dict[str, 
     report.update(env_steps=summary["env_steps"], seconds=summary["wall_seconds"], train_iter=summary["train_iters"])
 
 
+# --- env runners -------------------------------------------------------------------------------------------------
+
+
+def _gymnasium_wrapped_pong() -> Any:
+    """Gymnasium's AtariPreprocessing + FrameStackObservation (OpenCV inside) in DingEnvWrapper."""
+    import gymnasium
+    from ding.envs import DingEnvWrapper
+    from easydict import EasyDict
+
+    from dqnkit.atari import atari_game
+
+    atari_game("ALE/Pong-v5")
+    env = gymnasium.make("ALE/Pong-v5", frameskip=1, repeat_action_probability=0.0)
+    env = gymnasium.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, terminal_on_life_loss=True)
+    env = gymnasium.wrappers.FrameStackObservation(env, 4)
+    return DingEnvWrapper(env, cfg=EasyDict({"env_id": "ALE/Pong-v5"}))
+
+
+def run_envs(runner: str, steps: int, report: dict[str, Any]) -> None:
+    """Agent steps per second of 8 Pong games with random actions."""
+    import numpy as np
+    from ding.envs import BaseEnvManagerV2, SubprocessEnvManagerV2
+    from easydict import EasyDict
+
+    from dqnkit.atari import AtariSettings, vector_games
+    from dqnkit.envs import make_ding_env
+
+    rng = np.random.default_rng(0)
+    if runner.startswith("vector"):
+        games = vector_games("pong", AtariSettings(), 8, training=True)
+        games.reset(seed=0)
+        started = time.perf_counter()
+        for _ in range(steps // 8):
+            games.step(rng.integers(6, size=8))
+        report.update(seconds=time.perf_counter() - started, env_steps=steps // 8 * 8)
+        games.close()
+        return
+    make = _gymnasium_wrapped_pong if runner.endswith("gymnasium") else (lambda: make_ding_env("ALE/Pong-v5"))
+    manager_type = SubprocessEnvManagerV2 if runner.startswith("subprocess") else BaseEnvManagerV2
+    manager = manager_type(env_fn=[make] * 8, cfg=EasyDict(manager_type.default_config()))
+    manager.seed(0)
+    manager.launch()
+    done = 0
+    started = time.perf_counter()
+    while done < steps:
+        ready = manager.ready_obs_id  # BaseEnvManagerV2 steps every env, with a list of actions
+        manager.step([np.array([rng.integers(6)]) for _ in ready])
+        done += len(ready)
+    report.update(seconds=time.perf_counter() - started, env_steps=done)
+    manager.close()
+
+
 # --- driver ------------------------------------------------------------------------------------------------------
 
 
 def child(system: str, mode: str, steps: int) -> dict[str, Any]:
     report: dict[str, Any] = {"system": system, "mode": mode}
-    if system == "ding" and mode == "memory":
+    if mode == "envs":
+        run_envs(system, steps, report)
+    elif system == "ding" and mode == "memory":
         run_stock(steps, learn=False, report=report)
     elif system == "ding":
         run_stock(steps, learn=True, report=report)
@@ -263,18 +318,22 @@ def main() -> None:
         print(json.dumps(child(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("throughput", "memory"))
+    parser.add_argument("mode", choices=("throughput", "memory", "envs"))
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, help="env steps per run (default 2,880 throughput, 20,000 memory)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    steps = args.steps or (2880 if args.mode == "throughput" else 20_000)
-    systems = ("dqnkit", "ding") if args.mode == "memory" else ("dqnkit", "ding", "dqnkit-ding-net")
+    steps = args.steps or {"throughput": 2880, "memory": 20_000, "envs": 8000}[args.mode]
+    systems = {
+        "throughput": ("dqnkit", "ding", "dqnkit-ding-net"),
+        "memory": ("dqnkit", "ding"),
+        "envs": ("base-atarigame", "subprocess-atarigame", "base-gymnasium", "subprocess-gymnasium", "vector"),
+    }[args.mode]
     runs = [spawn(system, args.mode, steps) for _ in range(args.rounds) for system in systems]
     summary = {}
     for system in systems:
         mine = [r for r in runs if r["system"] == system]
-        if args.mode == "throughput":
+        if args.mode != "memory":
             summary[system] = {"env_steps_per_second": statistics.median(r["env_steps"] / r["seconds"] for r in mine)}
         else:
             summary[system] = memory_summary(mine)
@@ -289,14 +348,24 @@ def main() -> None:
 
 
 def markdown(mode: str, data: dict[str, Any]) -> str:
+    title = {
+        "envs": "Pong: what stepping 8 preprocessed games costs, by env runner",
+        "throughput": "Pong: dqnkit's training throughput against DI-engine's stock Pong DQN",
+        "memory": "Pong: replay memory, dqnkit against DI-engine's stock Pong DQN",
+    }[mode]
     lines = [
-        f"# Pong: dqnkit against DI-engine's stock Pong DQN ({mode})",
+        f"# {title}",
         "",
         f"{data['machine']}; `{data['command']}`; {data['steps']:,} env steps a run, medians over rounds.",
         "",
     ]
     s = data["summary"]
-    if mode == "throughput":
+    if mode == "envs":
+        lines += ["| runner (8 Pong games, random actions) | agent steps/s | ms a step |", "|---|---|---|"]
+        for system, row in s.items():
+            rate = row["env_steps_per_second"]
+            lines.append(f"| {system} | {rate:,.0f} | {1000 / rate:.2f} |")
+    elif mode == "throughput":
         ding = s["ding"]["env_steps_per_second"]
         lines += ["| system | env steps/s | vs DI-engine |", "|---|---|---|"]
         for system, row in s.items():

@@ -75,6 +75,16 @@ def test_the_frame_cap_ends_a_game() -> None:
     assert info["frame"] - start["frame"] <= 400
 
 
+def test_an_action_outside_the_game_is_refused_rather_than_hanging() -> None:
+    game = AtariGame("pong", AtariSettings(), training=False)
+    try:
+        game.reset(seed=0)
+        with pytest.raises(ValueError, match="action 6 outside pong's 6 actions"):
+            game.step(6)
+    finally:
+        game.close()
+
+
 def test_in_training_a_lost_life_ends_the_episode_but_not_the_game() -> None:
     game = AtariGame("breakout", AtariSettings(), training=True)
     rng = np.random.default_rng(0)
