@@ -148,6 +148,7 @@ class AtariGame(gymnasium.Env):
         self._screen_rgb: np.ndarray | None = None
         self.observation_space = self._games.single_observation_space
         self.action_space = self._games.single_action_space
+        self.action_count = int(self._games.single_action_space.n)
         self._obs: np.ndarray | None = None
         self._continues = False
         self.lives = 0
@@ -164,8 +165,8 @@ class AtariGame(gymnasium.Env):
         return self._keep(obs, info), {"lives": self.lives, "frame": int(info["episode_frame_number"][0])}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        if not 0 <= int(action) < self.action_space.n:  # ale-py's vector env waits forever on an unknown action
-            raise ValueError(f"action {action} outside {self.game}'s {self.action_space.n} actions")
+        if not 0 <= int(action) < self.action_count:  # ale-py's vector env waits forever on an unknown action
+            raise ValueError(f"action {action} outside {self.game}'s {self.action_count} actions")
         actions = np.asarray([int(action)], dtype=np.int64)
         obs, reward, terminated, truncated, info = self._games.step(actions)
         if self._screen is not None:
