@@ -109,7 +109,7 @@ class FrameReplayBuffer(ArrayReplayBuffer):
         return {
             **super().state_dict(),
             "window": self.window,
-            "frames": self.frames[: min(self._frames_pushed, self.capacity)],
+            "frames": self.frames[: min(self._frames_pushed, self.capacity)].clone(),
             "frames_pushed": self._frames_pushed,
             "floors": self._floors,
             "valid_from": self._valid_from,

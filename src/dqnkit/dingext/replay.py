@@ -102,9 +102,11 @@ class ArrayReplayBuffer(Buffer):
         self.load_state_dict(torch.load(file_name, weights_only=True))
 
     def state_dict(self) -> dict[str, Any]:
-        """The slots written so far (a buffer not yet full saves only those)."""
+        """The slots written so far (a buffer not yet full saves only those), copied: torch.save of a slice would
+        write the whole preallocated ring it views."""
         filled = min(self._pushed, self.size)
-        return {"size": self.size, "fields": {k: v[:filled] for k, v in self.fields.items()}, "pushed": self._pushed}
+        fields = {key: values[:filled].clone() for key, values in self.fields.items()}
+        return {"size": self.size, "fields": fields, "pushed": self._pushed}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if int(state["size"]) != self.size:
