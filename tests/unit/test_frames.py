@@ -93,9 +93,9 @@ def test_frame_buffer_refuses_what_is_not_a_uint8_frame_stack() -> None:
 
 
 def test_frame_buffer_state_round_trips_with_only_the_frames_it_holds(fed: tuple[Any, Any, int]) -> None:
-    from dqnkit.dingext.frames import FrameReplayBuffer
-
     import io
+
+    from dqnkit.dingext.frames import FrameReplayBuffer
 
     _, frames, _ = fed
     state = frames.state_dict()
