@@ -58,7 +58,10 @@ def test_the_export_takes_uint8_frames_and_records_the_preprocessing(pong_export
 
 def test_onnx_alone_plays_pong_as_the_checkpoint_does(pong_run: Path, pong_export: Path, tmp_path: Path) -> None:
     """The ONNX model rebuilds the preprocessing from its metadata, with neither torch nor DI-engine importable,
-    and plays the protocol's episodes (epsilon 0.05, no-op starts) exactly as the checkpoint."""
+    and plays the protocol's episodes (epsilon 0.05, no-op starts) exactly as the checkpoint does while it is
+    recorded: the real screen with the agent's view beside it."""
+    import imageio.v2 as imageio
+
     args = [str(pong_export / "model.onnx"), "--episodes", "2", "--envs", "2", "--json", str(tmp_path / "onnx.json")]
     code = f"""
 import sys
@@ -76,21 +79,15 @@ except SystemExit as e:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
     assert "human-normalized score" in proc.stdout
-    result = cli("dqn-eval", str(pong_run / "best.pth.tar"), "--episodes", "2", "--json", str(tmp_path / "ckpt.json"))
+    video = tmp_path / "pong.mp4"
+    watched = ["--video", str(video), "--agent-view", "--json", str(tmp_path / "ckpt.json")]
+    result = cli("dqn-eval", str(pong_run / "best.pth.tar"), "--episodes", "2", *watched)
     assert result.returncode == 0, result.stderr
     onnx, ckpt = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("onnx", "ckpt"))
     assert onnx["epsilon"] == ckpt["epsilon"] == 0.05
     episodes = [[(e["episode_return"], e["length"]) for e in r["episodes"]] for r in (onnx, ckpt)]
     assert episodes[0] == episodes[1]
     assert all(length > 500 for _, length in episodes[0])  # whole games of 21 points, not lives or capped
-
-
-def test_a_video_shows_the_game_screen_with_the_agents_view(pong_run: Path, tmp_path: Path) -> None:
-    import imageio.v2 as imageio
-
-    video = tmp_path / "pong.mp4"
-    result = cli("dqn-eval", str(pong_run), "--episodes", "1", "--video", str(video), "--agent-view")
-    assert result.returncode == 0, result.stderr
     reader = imageio.get_reader(video)
     try:
         frame = reader.get_data(0)

@@ -13,17 +13,19 @@ from conftest import collect_transitions
 FIELDS = ("obs", "next_obs", "action", "reward", "done", "value_gamma")
 
 
-def _fed_buffers(size: int, window: int) -> tuple[Any, Any, int]:
-    """DI-engine's DequeBuffer (whole stacks per transition) and a FrameReplayBuffer fed the same real Breakout
-    transitions (2 envs, random play: lives lost every few dozen steps, games cut at 400 frames) through dqnkit's
-    3-step enhancer and DI-engine's data_pusher. Returns them and the transitions pushed."""
+@pytest.fixture(scope="module")
+def buffers() -> tuple[Any, Any, Any, int]:
+    """DI-engine's DequeBuffer (whole stacks per transition) and two FrameReplayBuffers (dedup windows of 4,096 and
+    8 frames), 300 transitions each, fed the same real Breakout transitions (2 envs, random play: lives lost every
+    few dozen steps, games cut at 400 frames) through dqnkit's 3-step enhancer and DI-engine's data_pusher.
+    Returns them and the number of transitions pushed."""
     from ding.data import DequeBuffer
     from ding.framework.middleware import data_pusher
 
     from dqnkit.dingext.frames import FrameReplayBuffer
     from dqnkit.dingext.nstep import nstep_reward_enhancer
 
-    naive, frames = DequeBuffer(size=size), FrameReplayBuffer(size=size, window=window)
+    naive, frames, small = DequeBuffer(size=300), FrameReplayBuffer(size=300), FrameReplayBuffer(size=300, window=8)
     pushed: list[list[Any]] = []
 
     def feed(cfg: Any, task: Any) -> list[Any]:
@@ -33,15 +35,17 @@ def _fed_buffers(size: int, window: int) -> tuple[Any, Any, int]:
         def hand_over_again(ctx: Any) -> None:  # data_pusher consumed ctx.trajectories
             ctx.trajectories = pushed[-1]
 
-        return [nstep_reward_enhancer(cfg), keep, data_pusher(cfg, naive), hand_over_again, data_pusher(cfg, frames)]
+        pushers = [data_pusher(cfg, buffer) for buffer in (naive, frames, small)]
+        return [nstep_reward_enhancer(cfg), keep, *(m for p in pushers for m in (p, hand_over_again))]
 
     collect_transitions("breakout.py", 2, 12, feed, atari={"max_frames": 400})
-    return naive, frames, sum(map(len, pushed))
+    return naive, frames, small, sum(map(len, pushed))
 
 
 @pytest.fixture(scope="module")
-def fed() -> tuple[Any, Any, int]:
-    return _fed_buffers(size=300, window=4096)
+def fed(buffers: tuple[Any, Any, Any, int]) -> tuple[Any, Any, int]:
+    naive, frames, _, pushed = buffers
+    return naive, frames, pushed
 
 
 def test_frame_buffer_holds_and_samples_what_a_buffer_of_stacks_does(fed: tuple[Any, Any, int]) -> None:
@@ -72,10 +76,10 @@ def test_frame_buffer_keeps_about_one_frame_per_transition(fed: tuple[Any, Any, 
     assert per_transition < stacked_bytes / 6
 
 
-def test_a_small_window_drops_transitions_whose_frames_were_overwritten() -> None:
+def test_a_small_window_drops_transitions_whose_frames_were_overwritten(buffers: tuple[Any, Any, Any, int]) -> None:
     """A dedup window of 8 frames stores most frames several times: the ring of frames fills before the ring of
     transitions, and the transitions left are still exactly the naive buffer's newest."""
-    naive, frames, _ = _fed_buffers(size=300, window=8)
+    naive, _, frames, _ = buffers
     assert 0 < frames.count() < naive.count()
     offset = naive.count() - frames.count()
     for position in range(frames.count()):
