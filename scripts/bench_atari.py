@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -234,7 +235,7 @@ def run_envs(runner: str, steps: int, report: dict[str, Any]) -> None:
     from easydict import EasyDict
 
     from dqnkit.atari import AtariSettings, vector_games
-    from dqnkit.envs import make_ding_env
+    from dqnkit.envs import EnvRef, make_ding_env
 
     rng = np.random.default_rng(0)
     if runner.startswith("vector"):
@@ -246,7 +247,7 @@ def run_envs(runner: str, steps: int, report: dict[str, Any]) -> None:
         report.update(seconds=time.perf_counter() - started, env_steps=steps // 8 * 8)
         games.close()
         return
-    make = _gymnasium_wrapped_pong if runner.endswith("gymnasium") else (lambda: make_ding_env("ALE/Pong-v5"))
+    make = _gymnasium_wrapped_pong if runner.endswith("gymnasium") else partial(make_ding_env, EnvRef("ALE/Pong-v5"))
     manager_type = SubprocessEnvManagerV2 if runner.startswith("subprocess") else BaseEnvManagerV2
     manager = manager_type(env_fn=[make] * 8, cfg=EasyDict(manager_type.default_config()))
     manager.seed(0)

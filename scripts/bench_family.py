@@ -74,7 +74,7 @@ def exports(run: dict[str, Any], episodes: int) -> dict[str, Any]:
 
     silence_warnings()
     net = load_network(run["checkpoint"])
-    facts = env_facts(net.env_id)
+    facts = env_facts(net.env_ref)
     meta = build_metadata(net, facts)
     fp32 = onnx_bytes(net, meta, DEFAULT_OPSET)
     visited = parity_observations(net, facts, PARITY_OBSERVATIONS)[: PARITY_OBSERVATIONS // 2]

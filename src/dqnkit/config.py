@@ -206,7 +206,8 @@ def compile_dqn_config(main: dict[str, Any], create: dict[str, Any], seed: int) 
     import_ding_quietly()
     from ding.config import compile_config
 
-    main = copy.deepcopy(main)
+    main, create = copy.deepcopy(main), copy.deepcopy(create)
+    create.setdefault("env_manager", {}).setdefault("type", "base")  # dqnkit's default: envs in this process
     main["dqnkit"] = {**DQNKIT_DEFAULTS, **main.get("dqnkit", {})}
     policy = main.setdefault("policy", {})
     policy["learn"] = {**LEARN_DEFAULTS, **policy.get("learn", {})}

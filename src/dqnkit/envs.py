@@ -1,8 +1,11 @@
-"""Environment ids: which library owns them (gym 0.25 or Gymnasium 1.x) and how to build them."""
+"""Environments: which library owns an id (gym 0.25, Gymnasium 1.x, ale-py's Atari games, a user's own module) and
+how to build it, from an `EnvRef`: the `env` section of a run's config, or of an export's metadata."""
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -11,7 +14,35 @@ import numpy as np
 from dqnkit.errors import UserError
 from dqnkit.quiet import quiet_output, silence_warnings
 
-Backend = Literal["gym", "gymnasium", "atari"]
+Backend = Literal["gym", "gymnasium", "atari", "user"]
+
+
+@dataclass(frozen=True)
+class EnvRef:
+    """Everything that builds a run's env: the id, the constructor's keyword arguments (env.kwargs), the folder a
+    user's env module was found in (env.import_root, recorded by dqn-train) and the Atari preprocessing
+    (env.atari)."""
+
+    env_id: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    import_root: str | None = None
+    atari: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, env: Mapping[str, Any]) -> EnvRef:
+        """From a config's `env` section (or an export's metadata, which records the same keys)."""
+        kwargs, atari = env.get("kwargs"), env.get("atari")
+        return cls(str(env["env_id"]), dict(kwargs or {}), env.get("import_root"), dict(atari) if atari else None)
+
+    def recorded(self) -> dict[str, Any]:
+        return {"env_id": self.env_id, "kwargs": self.kwargs, "import_root": self.import_root, "atari": self.atari}
+
+    def with_id(self, env_id: str) -> EnvRef:
+        """Another env for the same network (dqn-eval --env): the preprocessing kept, the constructor's arguments
+        only for the same id."""
+        if env_id == self.env_id:
+            return self
+        return EnvRef(env_id, atari=self.atari)
 
 
 @lru_cache(maxsize=1)
@@ -28,8 +59,12 @@ def _registries() -> tuple[frozenset[str], frozenset[str]]:
 
 
 def env_backend(env_id: str) -> Backend:
-    """ale-py's Atari games (played through dqnkit.atari), then gym (DI-engine's native API), then Gymnasium for
-    ids only it has (e.g. LunarLander-v3)."""
+    """A user's module (`module:Name`), ale-py's Atari games (played through dqnkit.atari), then gym (DI-engine's
+    native API), then Gymnasium for ids only it has (e.g. LunarLander-v3)."""
+    from dqnkit.userenv import is_user_env
+
+    if is_user_env(env_id):
+        return "user"
     gym_ids, gymnasium_ids = _registries()
     from dqnkit.atari import atari_game
 
@@ -40,7 +75,7 @@ def env_backend(env_id: str) -> Backend:
     if env_id in gymnasium_ids:
         return "gymnasium"
     close = difflib.get_close_matches(env_id, sorted(gym_ids | gymnasium_ids), n=3)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    hint = f"; did you mean {' or '.join(close)}?" if close else " (your own env: module:ClassName)"
     raise UserError(f"unknown environment id {env_id!r} (not registered in gym or gymnasium){hint}")
 
 
@@ -69,28 +104,36 @@ def _without_decorative_particles(env: Any) -> Any:
     return env
 
 
-def _atari_game(
-    env_id: str, atari: dict[str, Any] | None, training: bool, render_mode: str | None = None, agent_view: bool = False
-) -> Any:
+def _atari_game(ref: EnvRef, training: bool, render_mode: str | None = None, agent_view: bool = False) -> Any:
     from dqnkit.atari import AtariGame, AtariSettings, require_atari
 
-    settings = AtariSettings.from_config(atari)
-    game = require_atari(env_id)
+    settings = AtariSettings.from_config(ref.atari)
+    game = require_atari(ref.env_id)
+    if ref.kwargs:
+        raise UserError(f"env.kwargs {sorted(ref.kwargs)} do not apply to Atari games; env.atari sets their options")
     return AtariGame(game, settings if training else settings.for_evaluation(), training, render_mode, agent_view)
 
 
-def make_raw_env(
-    env_id: str, render_mode: str | None = None, atari: dict[str, Any] | None = None, agent_view: bool = False
-) -> Any:
+def _user_env(ref: EnvRef, for_ding: bool, render_mode: str | None = None) -> Any:
+    from dqnkit.userenv import build
+
+    kwargs = {**ref.kwargs, "render_mode": render_mode} if render_mode is not None else ref.kwargs
+    return build(ref.env_id, ref.import_root, kwargs, for_ding)
+
+
+def make_raw_env(ref: EnvRef, render_mode: str | None = None, agent_view: bool = False) -> Any:
     """A plain gym/gymnasium env (no DI-engine), used by evaluation and export rollouts; an Atari game is played
-    by the evaluation protocol with the preprocessing `atari` (env.atari, defaults where None), and renders its
-    real screen (with `agent_view`, the agent's frame beside it)."""
-    backend = env_backend(env_id)
+    by the evaluation protocol with the preprocessing `ref.atari` (defaults where None), and renders its real screen
+    (with `agent_view`, the agent's frame beside it)."""
+    backend = env_backend(ref.env_id)
     silence_warnings()
     if backend == "atari":
-        return _atari_game(env_id, atari, False, render_mode, agent_view)
-    if atari is not None:
-        _atari_game(env_id, atari, training=False)  # raises: not an Atari game
+        return _atari_game(ref, False, render_mode, agent_view)
+    if ref.atari is not None:
+        _atari_game(ref, training=False)  # raises: not an Atari game
+    if backend == "user":
+        return _user_env(ref, False, render_mode)
+    env_id, kwargs = ref.env_id, ref.kwargs
     if backend == "gym":
         import gym
 
@@ -99,17 +142,18 @@ def make_raw_env(
         # gym 0.25's default wrappers print deprecation noise on every make.
         with quiet_output():
             # The passive env checker only validates a new env's API, at a cost on every step (benchmarks/NOTES.md).
-            env = gym.make(env_id, render_mode=render_mode, new_step_api=True, disable_env_checker=True)
+            env = gym.make(env_id, render_mode=render_mode, new_step_api=True, disable_env_checker=True, **kwargs)
         return env if render_mode is not None else _without_decorative_particles(env)
     import gymnasium
 
-    return gymnasium.make(env_id, render_mode=render_mode)
+    return gymnasium.make(env_id, render_mode=render_mode, **kwargs)
 
 
-def make_ding_env(env_id: str, atari: dict[str, Any] | None = None, training: bool = True) -> Any:
+def make_ding_env(ref: EnvRef, training: bool = True) -> Any:
     """A DI-engine env: DingEnvWrapper around gym or Gymnasium (it detects which). Picklable via partial. An Atari
-    game gets the preprocessing `atari`: for training (lost lives end episodes, clipped rewards), or played by the
-    evaluation protocol (training False)."""
+    game gets the preprocessing `ref.atari`: for training (lost lives end episodes, clipped rewards), or played by
+    the evaluation protocol (training False)."""
+    env_id, kwargs = ref.env_id, ref.kwargs
     backend = env_backend(env_id)
     silence_warnings()
     from easydict import EasyDict
@@ -122,9 +166,13 @@ def make_ding_env(env_id: str, atari: dict[str, Any] | None = None, training: bo
         from ding.envs import DingEnvWrapper
 
         if backend == "atari":
-            raw: Any = _atari_game(env_id, atari, training)
+            raw: Any = _atari_game(ref, training)
+        elif backend == "user":
+            raw = _user_env(ref, for_ding=True)
+        elif backend == "gym":
+            raw = _without_decorative_particles(gym.make(env_id, **kwargs))
         else:
-            raw = _without_decorative_particles(gym.make(env_id)) if backend == "gym" else gymnasium.make(env_id)
+            raw = gymnasium.make(env_id, **kwargs)
     mute_ding_logging()
     return DingEnvWrapper(raw, cfg=EasyDict({"env_id": env_id}))
 
@@ -143,10 +191,11 @@ def _check_spaces(env_id: str, env: Any) -> None:
         )
 
 
-def env_facts(env_id: str, atari: dict[str, Any] | None = None) -> dict[str, Any]:
+def env_facts(ref: EnvRef) -> dict[str, Any]:
     """What reports and exports need to know about an env: obs shape, actions, threshold, fps; for an Atari game
-    (preprocessed by `atari`) its ROM."""
-    env = make_raw_env(env_id, atari=atari)
+    its ROM."""
+    env_id = ref.env_id
+    env = make_raw_env(ref)
     try:
         _check_spaces(env_id, env)
         spec = env.spec
@@ -154,7 +203,7 @@ def env_facts(env_id: str, atari: dict[str, Any] | None = None) -> dict[str, Any
             "env_id": env_id,
             "obs_shape": list(env.observation_space.shape),
             "action_count": int(env.action_space.n),
-            "reward_threshold": spec.reward_threshold if spec is not None else None,
+            "reward_threshold": getattr(spec, "reward_threshold", None),
             "render_fps": int(env.metadata.get("render_fps") or 30),
             "obs_low": [float(x) for x in getattr(env.observation_space, "low", np.empty(0)).reshape(-1)],
             "obs_high": [float(x) for x in getattr(env.observation_space, "high", np.empty(0)).reshape(-1)],
@@ -165,15 +214,14 @@ def env_facts(env_id: str, atari: dict[str, Any] | None = None) -> dict[str, Any
     return facts
 
 
-def require_fit(
-    env_id: str, obs_shape: list[int], action_count: int, owner: str, atari: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def require_fit(ref: EnvRef, obs_shape: list[int], action_count: int, owner: str) -> dict[str, Any]:
     """The env's facts, or a one-line error when a Q-network of these shapes (behind the Atari preprocessing
-    `atari`, if any) cannot act in it."""
-    if atari is not None and env_backend(env_id) != "atari":
+    `ref.atari`, if any) cannot act in it."""
+    env_id = ref.env_id
+    if ref.atari is not None and env_backend(env_id) != "atari":
         fix = "remove env.atari or use an ALE id such as ALE/Pong-v5" if owner == "policy.model" else "use an Atari id"
         raise UserError(f"{owner} takes Atari frames (env.atari) but {env_id} is not an Atari game; {fix}")
-    facts = env_facts(env_id, atari)
+    facts = env_facts(ref)
     if facts["obs_shape"] != obs_shape or facts["action_count"] != action_count:
         fix = (
             f"; set policy.model.obs_shape={model_obs_shape(facts)} and action_shape={facts['action_count']}, "

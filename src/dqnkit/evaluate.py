@@ -21,7 +21,7 @@ import numpy as np
 
 from dqnkit import runfolder
 from dqnkit.atari import atari_game, human_normalized
-from dqnkit.envs import make_raw_env, require_fit
+from dqnkit.envs import EnvRef, make_raw_env, require_fit
 from dqnkit.errors import UserError
 from dqnkit.validate import writable_file
 
@@ -44,10 +44,15 @@ class Agent:
         return str(self.meta["env_id"])
 
     @property
+    def env_ref(self) -> EnvRef:
+        """The env the agent was trained on, from its metadata (exports before dqnkit 0.x recorded the id only)."""
+        recorded = self.meta.get("env") or {"env_id": self.meta["env_id"], "atari": self.meta.get("atari")}
+        return EnvRef.of(recorded)
+
+    @property
     def atari(self) -> dict[str, Any] | None:
-        """The Atari preprocessing the agent plays behind, from its metadata (None: vector observations)."""
-        section = self.meta.get("atari")
-        return dict(section) if section else None
+        """The Atari preprocessing the agent plays behind (None: vector observations)."""
+        return self.env_ref.atari
 
     def as_input(self, obs: Any) -> np.ndarray:
         return np.asarray(obs, dtype=np.uint8 if self.atari else np.float32)
@@ -99,10 +104,10 @@ def _checkpoint_agent(path: Path, config_path: str | Path | None = None) -> Agen
 
     net = load_network(path, config_path)
     q = net.q_module()  # IQN: at the fractions dqn-export uses by default
-    facts = env_facts(net.env_id, net.atari)
+    facts = env_facts(net.env_ref)
     meta = {
         "env_id": net.env_id,
-        "atari": net.atari,
+        "env": net.env_ref.recorded(),
         "obs_shape": net.obs_shape,
         "action_count": net.action_count,
         "reward_threshold": facts["reward_threshold"],
@@ -250,7 +255,7 @@ class _Slot:
 
 def run_episodes(
     agent: Agent,
-    env_id: str,
+    env: EnvRef,
     *,
     episodes: int,
     seed: int,
@@ -264,7 +269,7 @@ def run_episodes(
     frames show the real screen, with `agent_view` the agent's 84x84 input beside it."""
     render_mode = "rgb_array" if frame_sink is not None else None
     n_envs = 1 if frame_sink is not None else max(1, min(n_envs, episodes))
-    slots = [_Slot(make_raw_env(env_id, render_mode, agent.atari, agent_view), agent) for _ in range(n_envs)]
+    slots = [_Slot(make_raw_env(env, render_mode, agent_view), agent) for _ in range(n_envs)]
     n_actions = int(agent.meta["action_count"])
     results: list[Episode] = []
     next_episode = 0
@@ -418,8 +423,9 @@ def evaluate(
     agent_view: bool = False,
 ) -> Report:
     agent = load_agent(model, config_path)
-    env_id = env_id or agent.env_id
-    require_fit(env_id, list(agent.meta["obs_shape"]), int(agent.meta["action_count"]), str(agent.path), agent.atari)
+    env = agent.env_ref.with_id(env_id) if env_id else agent.env_ref
+    env_id = env.env_id
+    require_fit(env, list(agent.meta["obs_shape"]), int(agent.meta["action_count"]), str(agent.path))
     if epsilon is None:
         epsilon = ATARI_EPSILON if agent.atari else 0.0
     fps = int(agent.meta.get("render_fps") or 30)
@@ -439,7 +445,7 @@ def evaluate(
     try:
         results, wall = run_episodes(
             agent,
-            env_id,
+            env,
             episodes=episodes,
             seed=seed,
             epsilon=epsilon,

@@ -71,7 +71,10 @@ def build_metadata(net: LoadedNetwork, facts: dict[str, Any], with_distribution:
         "obs_shape": net.obs_shape,
         "obs_dtype": net.obs_dtype,
         # The preprocessing a deployer applies to raw Atari frames (dqnkit.atari.AtariSettings); None for vectors.
-        "atari": net.atari,
+        "atari": net.env_ref.atari,
+        # What builds the env (id, env.kwargs, the folder of a user's env module): dqn-eval of the file needs nothing
+        # more.
+        "env": net.env_ref.recorded(),
         "action_count": net.action_count,
         "policy_type": net.policy_type,
         # IQN's Q-values are the mean over these evenly spaced quantile fractions; None for the other types.
@@ -182,7 +185,7 @@ def _visited_observations(net: LoadedNetwork, count: int, rng: np.random.Generat
 
     q = net.q_module()
     visited: list[np.ndarray] = []
-    env = make_raw_env(net.env_id, atari=net.atari)
+    env = make_raw_env(net.env_ref)
     try:
         episode = 0
         while len(visited) < count and episode < 200:
@@ -355,7 +358,7 @@ def export_checkpoint(
 ) -> ExportResult:
     """Every file is checked before any is written: parity for the fp32 models, behaviour for reduced ones."""
     net = load_network(ckpt_path, config_path, fractions)
-    facts = require_fit(net.env_id, net.obs_shape, net.action_count, f"the network in {net.source}", net.atari)
+    facts = require_fit(net.env_ref, net.obs_shape, net.action_count, f"the network in {net.source}")
     out = Path(out_dir) if out_dir is not None else default_export_dir(net.source)
     writable_dir(out, "--out" if out_dir is not None else "export folder", create=False)
     if distribution and not net.has_distribution:

@@ -12,6 +12,7 @@ import torch
 
 from dqnkit import checkpoint as ckpt
 from dqnkit.config import compile_dqn_config, load_config_file, to_plain
+from dqnkit.envs import EnvRef
 from dqnkit.errors import UserError
 from dqnkit.runfolder import resolve_checkpoint
 
@@ -111,10 +112,9 @@ class LoadedNetwork:
         return [int(shape)] if isinstance(shape, int) else [int(x) for x in shape]
 
     @property
-    def atari(self) -> dict[str, Any] | None:
-        """The Atari preprocessing the network was trained behind (env.atari), None for vector observations."""
-        section = self.config["env"].get("atari")
-        return dict(section) if section else None
+    def env_ref(self) -> EnvRef:
+        """The env it was trained on: id, constructor arguments, where a user's module lives, preprocessing."""
+        return EnvRef.of(self.config["env"])
 
     @property
     def obs_dtype(self) -> str:

@@ -85,7 +85,7 @@ def _returns(session: Session, meta: dict[str, Any], episodes: int) -> list[floa
     from dqnkit.evaluate import Agent, run_episodes
 
     agent = Agent("onnx", Path("(in memory)"), meta, session.q_values)
-    played, _ = run_episodes(agent, meta["env_id"], episodes=episodes, seed=CHECK_SEED, epsilon=0.0, n_envs=8)
+    played, _ = run_episodes(agent, agent.env_ref, episodes=episodes, seed=CHECK_SEED, epsilon=0.0, n_envs=8)
     return [e.episode_return for e in played]
 
 

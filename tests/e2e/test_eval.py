@@ -286,13 +286,13 @@ def test_lunarlander_v2_without_decorative_particles_plays_bit_identical_episode
     import gym
     from gym.envs.box2d.lunar_lander import heuristic
 
-    from dqnkit.envs import make_raw_env
+    from dqnkit.envs import EnvRef, make_raw_env
 
     most_particles = 0
     random_actions = np.random.default_rng(0)
     for seed in range(12):
         stock = gym.make("LunarLander-v2", new_step_api=True, disable_env_checker=True)
-        ours = make_raw_env("LunarLander-v2")
+        ours = make_raw_env(EnvRef("LunarLander-v2"))
         obs_stock, obs_ours = stock.reset(seed=seed), ours.reset(seed=seed)
         done = False
         while not done:

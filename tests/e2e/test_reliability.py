@@ -136,9 +136,9 @@ class _CartPole:
     """dqnkit's real CartPole env for DI-engine's env managers; subclasses add a fault to one of its methods."""
 
     def __init__(self) -> None:
-        from dqnkit.envs import make_ding_env
+        from dqnkit.envs import EnvRef, make_ding_env
 
-        self.env = make_ding_env("CartPole-v1")
+        self.env = make_ding_env(EnvRef("CartPole-v1"))
         self.calls = 0
 
     def __getattr__(self, name: str) -> Any:

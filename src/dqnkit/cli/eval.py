@@ -91,14 +91,14 @@ def _interval(bounds: list[float] | None, fmt: str) -> str:
 def summary_line(report: Any) -> str:
     s = report.stats
     success = (
-        f"success {s['success_rate']:.0%} (>= {report.reward_threshold:g}{_interval(s['success_rate_ci95'], '.0%')})"
+        f" success {s['success_rate']:.0%} (>= {report.reward_threshold:g}{_interval(s['success_rate_ci95'], '.0%')}),"
         if s["success_rate"] is not None
         else ""
     )
     return (
         f"{report.env_id} {report.kind} {report.model}: {s['episodes']} episodes,"
         f" return {s['mean']:.2f} ± {s['std']:.2f}{_interval(s['mean_ci95'], '.2f')}"
-        f" (median {s['median']:.2f}, min {s['min']:.2f}, max {s['max']:.2f}), {success}, mean length"
+        f" (median {s['median']:.2f}, min {s['min']:.2f}, max {s['max']:.2f}),{success} mean length"
         f" {s['mean_length']:.1f}, {s['env_steps_per_second']:,.0f} env steps/s{_normalized(s)}"
     )
 

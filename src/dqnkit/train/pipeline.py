@@ -46,7 +46,7 @@ from dqnkit.dingext.frames import FrameReplayBuffer
 from dqnkit.dingext.nstep import nstep_reward_enhancer
 from dqnkit.dingext.replay import ArrayReplayBuffer
 from dqnkit.dingext.speedups import fast_batch_collation, fast_tree_construction
-from dqnkit.envs import make_ding_env, takes_frames
+from dqnkit.envs import EnvRef, make_ding_env, takes_frames
 from dqnkit.errors import TrainingFailed, UserError, interrupting_signal
 from dqnkit.nodes import Node
 from dqnkit.progress import ProgressLine
@@ -129,8 +129,7 @@ def train(options: TrainOptions) -> int:
 def env_manager(cfg: Any, count: int, training: bool = True) -> Any:
     """`count` envs of the run's env id under the configured DI-engine env manager: the collector's (training) or
     the evaluator's (an Atari game played by the evaluation protocol)."""
-    atari = to_plain(cfg.env.atari) if cfg.env.get("atari") else None
-    env_fn = [partial(make_ding_env, cfg.env.env_id, atari, training) for _ in range(count)]
+    env_fn = [partial(make_ding_env, EnvRef.of(to_plain(cfg.env)), training) for _ in range(count)]
     return MANAGERS[cfg.env.manager.type](env_fn=env_fn, cfg=cfg.env.manager)
 
 

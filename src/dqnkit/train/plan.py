@@ -13,8 +13,9 @@ from dqnkit import checkpoint as ckpt
 from dqnkit import runfolder
 from dqnkit.atari import AtariSettings, atari_game
 from dqnkit.config import apply_overrides, compile_dqn_config, load_config_file, parse_override, to_plain
-from dqnkit.envs import env_facts, model_obs_shape, require_fit
+from dqnkit.envs import EnvRef, env_facts, model_obs_shape, require_fit
 from dqnkit.errors import UserError
+from dqnkit.userenv import import_root, is_user_env
 from dqnkit.validate import check_policy_type, check_run_config, writable_dir
 
 
@@ -92,19 +93,23 @@ def _resumed_configs(options: TrainOptions) -> tuple[Path, Path, dict[str, Any],
     return run_dir, resume_from, state, main, create, seed
 
 
-def fill_env_facts(main: dict[str, Any], overrides: list[tuple[str, Any]]) -> None:
-    """What the env decides, where the config leaves it out: env.atari (the preprocessing, defaults filled in) for
-    an Atari game, policy.model.obs_shape and action_shape (checked either way)."""
+def fill_env_facts(main: dict[str, Any], overrides: list[tuple[str, Any]], search: list[Path] | None = None) -> None:
+    """What the env decides, where the config leaves it out: env.import_root (the folder of `search` a user's env
+    module is in), env.atari (the preprocessing, defaults filled in) for an Atari game, policy.model.obs_shape and
+    action_shape (checked either way)."""
     env = main.setdefault("env", {})
     env_id = dict(overrides).get("env.env_id", env.get("env_id"))
     if not env_id:
         return
-    if atari_game(str(env_id)) is not None:
+    env_id = str(env_id)
+    if is_user_env(env_id) and not env.get("import_root"):
+        env["import_root"] = import_root(env_id, search or [Path.cwd()])
+    if atari_game(env_id) is not None:
         env["atari"] = AtariSettings.from_config(env.get("atari")).as_dict()
     model = main.setdefault("policy", {}).setdefault("model", {})
     if "obs_shape" in model and "action_shape" in model:
         return
-    facts = env_facts(str(env_id), env.get("atari"))
+    facts = env_facts(EnvRef.of({**env, "env_id": env_id}))
     model.setdefault("obs_shape", model_obs_shape(facts))
     model.setdefault("action_shape", facts["action_count"])
 
@@ -113,7 +118,8 @@ def _compiled(options: TrainOptions, main: dict[str, Any], create: dict[str, Any
     """The config compiled with the command line's settings, and checked."""
     check_policy_type(create)
     overrides = _cli_overrides(options)
-    fill_env_facts(main, overrides)
+    search = [Path.cwd(), *([Path(options.config).resolve().parent] if options.config else [])]
+    fill_env_facts(main, overrides, search)
     if options.env_manager is not None:
         # The manager's defaults differ by type, so the choice goes into create_config before compiling.
         create.setdefault("env_manager", {})["type"] = options.env_manager
@@ -122,8 +128,7 @@ def _compiled(options: TrainOptions, main: dict[str, Any], create: dict[str, Any
     check_run_config(cfg)
     obs_shape = cfg.policy.model.obs_shape
     expected_obs = [int(obs_shape)] if isinstance(obs_shape, int) else [int(x) for x in obs_shape]
-    atari = cfg.env.get("atari")
-    require_fit(cfg.env.env_id, expected_obs, int(cfg.policy.model.action_shape), "policy.model", atari)
+    require_fit(EnvRef.of(cfg.env), expected_obs, int(cfg.policy.model.action_shape), "policy.model")
     return cfg
 
 
