@@ -396,3 +396,30 @@ def test_training_gives_back_the_signal_handlers_and_torch_threads_it_found(tmp_
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "2"]
+
+
+def test_seeds_train_sibling_run_folders_and_end_with_a_table(tmp_path: Path) -> None:
+    args = ["--config", str(CONFIGS / "cartpole.py"), "--seeds", "0-2", "--parallel", "2", "--max-env-steps", "300"]
+    result = cli("dqn-train", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for seed in range(3):
+        summary = json.loads((tmp_path / "runs" / f"cartpole_dqn_seed{seed}" / "summary.json").read_text())
+        assert summary["seed"] == seed and summary["stop_reason"] == "max_env_steps"
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split("|")[1].strip() for row in rows[2:]] == ["0", "1", "2", "median", "IQM"]
+    assert (tmp_path / "runs" / "cartpole_dqn_seeds.md").read_text().strip() == result.stdout.strip()
+    assert result.stderr.count("max_env_steps after") == 3  # one line per seed as it ends
+
+
+@pytest.mark.contract
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--seeds", "3-1"], "expected seeds like 0-7 or 0,3,5"),
+        (["--seeds", "0-2", "--seed", "1"], "leave out --seed"),
+        (["--parallel", "2"], "give --seeds too"),
+    ],
+)
+def test_seeds_options_refused(tmp_path: Path, args: list[str], fragment: str) -> None:
+    result = cli("dqn-train", "--config", str(CONFIGS / "cartpole.py"), *args, cwd=tmp_path)
+    assert_user_error(result, fragment)

@@ -54,3 +54,18 @@ def finite_float(text: str) -> float:
     if value != value or value in (float("inf"), float("-inf")):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+def seed_list(text: str) -> list[int]:
+    """--seeds: "0-7", "0,3,5" or both ("0-2,5"), as sorted distinct seeds."""
+    seeds: set[int] = set()
+    for part in (p.strip() for p in text.split(",")):
+        low, dash, high = part.partition("-")
+        try:
+            first, last = int(low), int(high) if dash else int(low)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected seeds like 0-7 or 0,3,5, got {text!r}") from None
+        if first < 0 or last < first:
+            raise argparse.ArgumentTypeError(f"expected seeds like 0-7 or 0,3,5 (from low to high, >= 0), got {part!r}")
+        seeds.update(range(first, last + 1))
+    return sorted(seeds)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from typing import Any
 
-from dqnkit.cli.common import finite_float, make_parser, non_negative_int, positive_int
+from dqnkit.cli.common import finite_float, make_parser, non_negative_int, positive_int, seed_list
 from dqnkit.errors import UserError, run_command
 from dqnkit.nodes import ROLES, Node, default_role, tcp_address  # stdlib only: --help stays fast
 
@@ -17,6 +18,7 @@ examples:
   dqn-train --config configs/cartpole.py --set policy.learn.learning_rate=5e-4 --max-env-steps 20000
   dqn-train --resume runs/cartpole_dqn_seed0             # continue counters, optimizer, target net, epsilon
   dqn-train --config configs/cartpole.py --workers 3     # learner, evaluator, collector: 3 processes
+  dqn-train --config configs/lunarlander.py --seeds 0-7 --parallel 2   # 8 run folders, then a table
 
 distributed over hosts (DI-engine's Parallel runtime over nng; node 0 learner, 1 evaluator, 2+ collectors):
   host A: dqn-train --config C --node-id 0 --address 10.0.0.4 --ports 50515
@@ -34,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = make_parser("dqn-train", __doc__ or "", EPILOG)
     p.add_argument("--config", help="DI-engine-style config (.py or .yaml) with main_config and create_config")
     p.add_argument("--seed", type=non_negative_int, help="random seed (default 0; on --resume, the run's seed)")
+    p.add_argument(
+        "--seeds",
+        type=seed_list,
+        help="several seeds, e.g. 0-7 or 0,3,5: one run folder each (<exp-name>_seed<S>), then a summary table",
+    )
+    p.add_argument("--parallel", type=positive_int, help="with --seeds: how many run at a time (default 1)")
     p.add_argument("--exp-name", help="run folder name under --runs-dir (default: <config exp_name>_seed<S>)")
     p.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs/)")
     p.add_argument(
@@ -102,33 +110,79 @@ def _node(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Node | N
     return Node(args.node_id, role, f"tcp://{args.address}:{args.ports}", attach_to)
 
 
+def _options(args: argparse.Namespace, argv: list[str]) -> Any:
+    from dqnkit.train.plan import TrainOptions
+
+    return TrainOptions(
+        config=args.config,
+        seed=args.seed,
+        exp_name=args.exp_name,
+        runs_dir=args.runs_dir,
+        device=args.device,
+        max_env_steps=args.max_env_steps,
+        max_train_iters=args.max_train_iters,
+        stop_value=args.stop_value,
+        env_manager=args.env_manager,
+        overrides=args.overrides,
+        resume=args.resume,
+        quiet=args.quiet,
+        command=shlex.join(["dqn-train", *argv]),
+    )
+
+
+def _check_seeds(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if args.seeds is None:
+        if args.parallel is not None:
+            parser.error("--parallel runs several --seeds at a time: give --seeds too")
+        return
+    for flag, value in (("--seed", args.seed), ("--resume", args.resume), ("--workers", args.workers)):
+        if value is not None:
+            parser.error(f"--seeds trains fresh single-process runs: leave out {flag}")
+    if args.node_id is not None:
+        parser.error("--seeds trains on this machine: leave out --node-id")
+    if args.config is None:
+        parser.error("--seeds needs --config")
+
+
+def _train_seeds(args: argparse.Namespace, argv: list[str]) -> int:
+    """Every option but --seeds/--parallel/--exp-name goes to each seed's dqn-train."""
+    from pathlib import Path
+
+    from dqnkit.config import load_config_file
+    from dqnkit.train.plan import plan_run
+    from dqnkit.train.seeds import train_seeds
+
+    child: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=")[0]
+        if name in ("--seeds", "--parallel", "--exp-name"):
+            skip = "=" not in arg
+            continue
+        child.append(arg)
+    plan_run(_options(args, child), writes_run_folder=False)  # the config's mistakes: once, before any run starts
+    main_config, _ = load_config_file(args.config)
+    base = args.exp_name or main_config.get("exp_name") or Path(args.config).stem
+    return train_seeds(child, args.seeds, args.parallel or 1, Path(args.runs_dir), str(base))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.config is None and args.resume is None:
         build_parser().error("--config is required unless --resume is given")
-
+    _check_seeds(args, build_parser())
     node = _node(args, build_parser())
 
     def command() -> int:
+        if args.seeds is not None:
+            return _train_seeds(args, sys.argv[1:] if argv is None else argv)
         from dqnkit.train.launch import launch_local, train_node
         from dqnkit.train.pipeline import train
-        from dqnkit.train.plan import TrainOptions
 
-        options = TrainOptions(
-            config=args.config,
-            seed=args.seed,
-            exp_name=args.exp_name,
-            runs_dir=args.runs_dir,
-            device=args.device,
-            max_env_steps=args.max_env_steps,
-            max_train_iters=args.max_train_iters,
-            stop_value=args.stop_value,
-            env_manager=args.env_manager,
-            overrides=args.overrides,
-            resume=args.resume,
-            quiet=args.quiet,
-            command=shlex.join(["dqn-train", *(sys.argv[1:] if argv is None else argv)]),
-        )
+        options = _options(args, sys.argv[1:] if argv is None else argv)
         if args.workers is not None:
             return launch_local(options, args.workers)
         if node is not None:

@@ -1,0 +1,151 @@
+"""Several seeds of one config (`dqn-train --seeds`): each a `dqn-train --seed S` process into its own sibling run
+folder, `parallel` at a time, one display for the set, and a table of the outcomes with their median and
+interquartile mean (the mean of the middle half: steadier than the mean, less wasteful than the median)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dqnkit import runfolder
+from dqnkit.errors import UserError
+from dqnkit.progress import format_duration
+
+COLUMNS = ("seed", "stop_reason", "env_steps", "wall_seconds", "best_eval")
+
+
+@dataclass
+class SeedRun:
+    seed: int
+    run_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+    returncode: int | None = None
+    stderr: Any = None  # a temporary file: the run's own messages, shown only when it fails
+
+    def last_message(self) -> str:
+        if self.stderr is None:
+            return ""
+        self.stderr.seek(0)
+        lines = [line.strip() for line in self.stderr.read().decode(errors="replace").splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+    def summary(self) -> dict[str, Any] | None:
+        path = self.run_dir / runfolder.SUMMARY
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def status(self) -> str:
+        rows = runfolder.read_metrics(self.run_dir) if (self.run_dir / runfolder.METRICS).is_file() else []
+        if not rows:
+            return f"seed {self.seed}: starting"
+        last = rows[-1]
+        return f"seed {self.seed}: {int(last['env_step']):,} steps, eval {float(last['eval_mean']):.1f}"
+
+
+def interquartile_mean(values: list[float]) -> float:
+    """The mean of the middle half (scipy's trim_mean, a quarter cut from each end)."""
+    from scipy import stats
+
+    return float(stats.trim_mean(values, 0.25))
+
+
+def train_seeds(child_args: list[str], seeds: list[int], parallel: int, runs_dir: Path, base_name: str) -> int:
+    """Run `dqn-train *child_args --seed S --exp-name <base_name>_seed<S>` for every seed; returns the exit code
+    (the first failure's, 130 on Ctrl-C)."""
+    runs = [SeedRun(seed, runs_dir / f"{base_name}_seed{seed}") for seed in seeds]
+    taken = [r.run_dir for r in runs if r.run_dir.exists() and any(r.run_dir.iterdir())]
+    if taken:
+        raise UserError(f"{taken[0]} already holds a run; pass --exp-name to name this set of seeds differently")
+    print(f"dqnkit: {len(runs)} seeds into {runs_dir}/{base_name}_seed<S>, {parallel} at a time", file=sys.stderr)
+    interrupted = False
+    try:
+        _run_all(runs, child_args, parallel)
+    except KeyboardInterrupt:
+        interrupted = True  # the children got the terminal's Ctrl-C too: they save their final checkpoints
+        for run in runs:
+            if run.process is not None and run.returncode is None:
+                run.returncode = run.process.wait()
+    table = summary_table(runs)
+    print(table)
+    (runs_dir / f"{base_name}_seeds.md").write_text(table + "\n")
+    if interrupted:
+        return 130
+    return next((r.returncode for r in runs if r.returncode), 0) or 0
+
+
+def _run_all(runs: list[SeedRun], child_args: list[str], parallel: int) -> None:
+    waiting = list(runs)
+    running: list[SeedRun] = []
+    live = sys.stderr.isatty()
+    while waiting or running:
+        while waiting and len(running) < parallel:
+            run = waiting.pop(0)
+            args = [*child_args, "--seed", str(run.seed), "--exp-name", run.run_dir.name, "--quiet"]
+            run.stderr = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the run; closed by the OS at exit
+            command = [sys.executable, "-m", "dqnkit.cli.train", *args]
+            run.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=run.stderr)
+            running.append(run)
+        time.sleep(1.0)
+        for run in list(running):
+            assert run.process is not None
+            if run.process.poll() is not None:
+                run.returncode = run.process.returncode
+                running.remove(run)
+                _clear(live)
+                print(f"dqnkit: seed {run.seed} {_outcome(run)}", file=sys.stderr)
+        if live and running:
+            done = len(runs) - len(waiting) - len(running)
+            line = f"seeds done {done}/{len(runs)} | " + " | ".join(r.status() for r in running)
+            print(f"\r\033[K{line[:200]}", end="", file=sys.stderr, flush=True)
+    _clear(live)
+
+
+def _clear(live: bool) -> None:
+    if live:
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
+def _outcome(run: SeedRun) -> str:
+    summary = run.summary()
+    if summary is None:
+        return f"failed (exit {run.returncode}): {run.last_message()}"
+    if run.returncode:
+        return f"{summary['stop_reason']} (exit {run.returncode}): {run.last_message()}"
+    return (
+        f"{summary['stop_reason']} after {summary['env_steps']:,} env steps, "
+        f"{format_duration(summary['wall_seconds'])}; best eval {_number(summary.get('best_eval'))}"
+    )
+
+
+def _number(value: Any, digits: int = 1) -> str:
+    return f"{value:,.{digits}f}" if isinstance(value, int | float) else "-"
+
+
+def summary_table(runs: list[SeedRun]) -> str:
+    """Per seed its outcome, then the median and the interquartile mean of each number over the seeds that wrote a
+    summary."""
+    lines = ["| seed | stop reason | env steps | wall s | best eval |", "| ---: | --- | ---: | ---: | ---: |"]
+    rows = []
+    for run in runs:
+        s = run.summary()
+        if s is None:
+            lines.append(f"| {run.seed} | no summary (exit {run.returncode}) | - | - | - |")
+            continue
+        rows.append(s)
+        lines.append(
+            f"| {run.seed} | {s['stop_reason']} | {s['env_steps']:,} | {_number(s['wall_seconds'], 0)} | "
+            f"{_number(s.get('best_eval'))} |"
+        )
+    for name, statistic in (("median", statistics.median), ("IQM", interquartile_mean)):
+        cells = []
+        for key, digits in (("env_steps", 0), ("wall_seconds", 0), ("best_eval", 1)):
+            values = [float(s[key]) for s in rows if isinstance(s.get(key), int | float)]
+            cells.append(_number(statistic(values), digits) if values else "-")
+        lines.append(f"| {name} | | {' | '.join(cells)} |")
+    return "\n".join(lines)
