@@ -407,8 +407,13 @@ def test_seeds_train_sibling_run_folders_and_end_with_a_table(tmp_path: Path) ->
         assert summary["seed"] == seed and summary["stop_reason"] == "max_env_steps"
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert [row.split("|")[1].strip() for row in rows[2:]] == ["0", "1", "2", "median", "IQM"]
-    assert (tmp_path / "runs" / "cartpole_dqn_seeds.md").read_text().strip() == result.stdout.strip()
+    assert (tmp_path / "runs" / "cartpole_dqn.seeds.md").read_text().strip() == result.stdout.strip()
     assert result.stderr.count("max_env_steps after") == 3  # one line per seed as it ends
+    runs = [str(p) for p in sorted((tmp_path / "runs").glob("cartpole_dqn_seed*"))]
+    plotted = cli("dqn-plot", *runs, "--aggregate", "--out", str(tmp_path / "seeds.png"))
+    assert plotted.returncode == 0, plotted.stderr
+    assert "| cartpole_dqn | 3 |" in plotted.stdout
+    assert (tmp_path / "seeds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.contract

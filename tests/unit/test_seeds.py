@@ -6,10 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from dqnkit.aggregate import interquartile_mean
 from dqnkit.cli.common import seed_list
-from dqnkit.train.seeds import SeedRun, interquartile_mean, summary_table
+from dqnkit.train.seeds import SeedRun, summary_table
 
 
 @pytest.mark.parametrize(
@@ -27,8 +29,8 @@ def test_seed_lists_refused(text: str) -> None:
 
 def test_interquartile_mean_is_the_mean_of_the_middle_half() -> None:
     # Eight values, sorted -50, 1, 2, 3, 4, 5, 6, 100: two cut from each end, the mean of 2, 3, 4, 5.
-    assert interquartile_mean([100, 1, 2, 3, 4, 5, 6, -50]) == pytest.approx(3.5)
-    assert interquartile_mean([1.0, 2.0, 3.0, 4.0]) == pytest.approx(2.5)
+    assert interquartile_mean(np.array([100, 1, 2, 3, 4, 5, 6, -50])) == pytest.approx(3.5)
+    assert interquartile_mean(np.array([1.0, 2.0, 3.0, 4.0])) == pytest.approx(2.5)
 
 
 def test_summary_table_lists_each_seed_then_median_and_iqm(tmp_path: Path) -> None:

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dqnkit import runfolder
+from dqnkit.aggregate import interquartile_mean
 from dqnkit.errors import UserError
 from dqnkit.progress import format_duration
 
@@ -48,13 +51,6 @@ class SeedRun:
         return f"seed {self.seed}: {int(last['env_step']):,} steps, eval {float(last['eval_mean']):.1f}"
 
 
-def interquartile_mean(values: list[float]) -> float:
-    """The mean of the middle half (scipy's trim_mean, a quarter cut from each end)."""
-    from scipy import stats
-
-    return float(stats.trim_mean(values, 0.25))
-
-
 def train_seeds(child_args: list[str], seeds: list[int], parallel: int, runs_dir: Path, base_name: str) -> int:
     """Run `dqn-train *child_args --seed S --exp-name <base_name>_seed<S>` for every seed; returns the exit code
     (the first failure's, 130 on Ctrl-C)."""
@@ -73,7 +69,7 @@ def train_seeds(child_args: list[str], seeds: list[int], parallel: int, runs_dir
                 run.returncode = run.process.wait()
     table = summary_table(runs)
     print(table)
-    (runs_dir / f"{base_name}_seeds.md").write_text(table + "\n")
+    (runs_dir / f"{base_name}.seeds.md").write_text(table + "\n")
     if interrupted:
         return 130
     return next((r.returncode for r in runs if r.returncode), 0) or 0
@@ -123,6 +119,10 @@ def _outcome(run: SeedRun) -> str:
     )
 
 
+def _iqm(values: list[float]) -> float:
+    return float(interquartile_mean(np.asarray(values)))
+
+
 def _number(value: Any, digits: int = 1) -> str:
     return f"{value:,.{digits}f}" if isinstance(value, int | float) else "-"
 
@@ -142,7 +142,7 @@ def summary_table(runs: list[SeedRun]) -> str:
             f"| {run.seed} | {s['stop_reason']} | {s['env_steps']:,} | {_number(s['wall_seconds'], 0)} | "
             f"{_number(s.get('best_eval'))} |"
         )
-    for name, statistic in (("median", statistics.median), ("IQM", interquartile_mean)):
+    for name, statistic in (("median", statistics.median), ("IQM", _iqm)):
         cells = []
         for key, digits in (("env_steps", 0), ("wall_seconds", 0), ("best_eval", 1)):
             values = [float(s[key]) for s in rows if isinstance(s.get(key), int | float)]
