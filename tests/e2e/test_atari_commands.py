@@ -17,10 +17,10 @@ TINY = ["--set", "env.collector_env_num=4", "--set", "env.evaluator_env_num=2", 
 
 @pytest.fixture(scope="module")
 def pong_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """256 env steps of Pong from the CLI, evaluated every 32 updates by the protocol (full games)."""
+    """256 env steps of Pong from the CLI, evaluated every 64 updates by the protocol (full games)."""
     workdir = tmp_path_factory.mktemp("pong")
     args = ["--config", str(CONFIGS / "pong.py"), "--exp-name", "pong", "--max-env-steps", "256", *TINY]
-    result = cli("dqn-train", *args, "--set", "policy.eval.evaluator.eval_freq=32", cwd=workdir)
+    result = cli("dqn-train", *args, "--set", "policy.eval.evaluator.eval_freq=64", cwd=workdir)
     assert result.returncode == 0, result.stderr
     return workdir / "runs" / "pong"
 
