@@ -33,6 +33,11 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STOCK_RATIO = ["--set", "policy.collect.n_sample=96", "--set", "policy.learn.update_per_collect=10"]
 DING_NETWORK = ["--set", "policy.model.encoder_hidden_size_list=[128, 128, 512]"]
+VARIANTS = {  # dqnkit's systems: configs/pong.py with these settings
+    "dqnkit": [],
+    "dqnkit-ding-net": DING_NETWORK,
+    "dqnkit-packed": ["--set", "dqnkit.compress_frames=true"],
+}
 
 
 def rss_mb() -> float:
@@ -153,9 +158,8 @@ def _meter(max_env_steps: int, buffer: Any, report: dict[str, Any]) -> Any:
             next_point += 2000
         if ctx.env_step >= max_env_steps:
             report.update(env_steps=int(ctx.env_step), seconds=time.perf_counter() - started, train_iter=ctx.train_iter)
-            if hasattr(buffer, "frames"):  # the frame buffer's own bytes: frames held, and each slot's frame numbers
-                held = min(buffer._frames_pushed, buffer.capacity) * buffer.frames[0].numel()
-                report["buffer_bytes_per_transition"] = held / buffer.count() + sum(
+            if hasattr(buffer, "held_frame_bytes"):  # the frame buffer's own bytes: frames, each slot's frame numbers
+                report["buffer_bytes_per_transition"] = buffer.held_frame_bytes() / buffer.count() + sum(
                     v[0].numel() * v.element_size() for v in buffer.fields.values()
                 )
             from ding.framework import task
@@ -168,15 +172,16 @@ def _meter(max_env_steps: int, buffer: Any, report: dict[str, Any]) -> Any:
 # --- dqnkit ------------------------------------------------------------------------------------------------------
 
 
-def run_dqnkit_collection(max_env_steps: int, report: dict[str, Any]) -> None:
-    """dqnkit's collector (its env manager, n-step enhancer and frame buffer) without learning."""
+def run_dqnkit_collection(max_env_steps: int, report: dict[str, Any], packed: bool) -> None:
+    """dqnkit's collector (its env manager, n-step enhancer and frame buffer, compressed with `packed`) without
+    learning."""
     from ding.framework import task
     from ding.framework.context import OnlineRLContext
     from ding.framework.middleware import StepCollector, data_pusher, eps_greedy_handler
 
     from dqnkit.config import compile_dqn_config, load_config_file
     from dqnkit.dingext.family import ALGORITHMS
-    from dqnkit.dingext.frames import FrameReplayBuffer
+    from dqnkit.dingext.frames import FrameReplayBuffer, PackedFrameReplayBuffer
     from dqnkit.dingext.nstep import nstep_reward_enhancer
     from dqnkit.train.pipeline import env_manager
     from dqnkit.train.plan import fill_env_facts
@@ -189,7 +194,8 @@ def run_dqnkit_collection(max_env_steps: int, report: dict[str, Any]) -> None:
         envs.seed(0)
         envs.launch()
         _, policy = ALGORITHMS["dqn"].build(cfg.policy)
-        buffer = FrameReplayBuffer(size=int(cfg.policy.other.replay_buffer.replay_buffer_size))
+        size = int(cfg.policy.other.replay_buffer.replay_buffer_size)
+        buffer = PackedFrameReplayBuffer(size) if packed else FrameReplayBuffer(size)
         task.use(eps_greedy_handler(cfg))
         task.use(StepCollector(cfg, policy.collect_mode, envs))
         task.use(nstep_reward_enhancer(cfg))
@@ -274,9 +280,9 @@ def child(system: str, mode: str, steps: int) -> dict[str, Any]:
     elif system == "ding":
         run_stock(steps, learn=True, report=report)
     elif mode == "memory":
-        run_dqnkit_collection(steps, report)
+        run_dqnkit_collection(steps, report, packed=system == "dqnkit-packed")
     else:
-        run_dqnkit_training(steps, DING_NETWORK + STOCK_RATIO if system == "dqnkit-ding-net" else STOCK_RATIO, report)
+        run_dqnkit_training(steps, [*VARIANTS[system], *STOCK_RATIO], report)
     report["peak_rss_mb"] = max((p["rss_mb"] for p in report.get("rss", [])), default=None)
     return report
 
@@ -326,8 +332,8 @@ def main() -> None:
     args = parser.parse_args()
     steps = args.steps or {"throughput": 2880, "memory": 20_000, "envs": 8000}[args.mode]
     systems = {
-        "throughput": ("dqnkit", "ding", "dqnkit-ding-net"),
-        "memory": ("dqnkit", "ding"),
+        "throughput": ("dqnkit", "ding", "dqnkit-ding-net", "dqnkit-packed"),
+        "memory": ("dqnkit", "ding", "dqnkit-packed"),
         "envs": ("base-atarigame", "subprocess-atarigame", "base-gymnasium", "subprocess-gymnasium", "vector"),
     }[args.mode]
     runs = [spawn(system, args.mode, steps) for _ in range(args.rounds) for system in systems]

@@ -39,6 +39,8 @@ DQNKIT_DEFAULTS: dict[str, Any] = {
     # Save the replay buffer beside final.pth.tar (final.replay.pth.tar), for --resume to refill it. None: for pixel
     # runs, whose buffers take hours to fill.
     "save_replay": None,
+    # Pixel runs: keep replay frames zlib-compressed (Atari frames shrink 20-30x; sampling decompresses a batch's).
+    "compress_frames": False,
 }
 # Keys dqnkit's learner reads beside DQNPolicy's own in policy.learn (dingext.munchausen): the regression target.
 LEARN_DEFAULTS: dict[str, Any] = {

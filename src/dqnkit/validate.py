@@ -177,6 +177,8 @@ def check_run_config(cfg: Any) -> None:
     check_td_target(cfg.policy.learn, cfg.policy.type)
     cfg.dqnkit.eval_lag = resolved_eval_lag(cfg)
     cfg.dqnkit.save_replay = resolved_save_replay(cfg)
+    if not isinstance(cfg.dqnkit.compress_frames, bool):
+        raise UserError(f"dqnkit.compress_frames must be true or false, not {cfg.dqnkit.compress_frames!r}")
 
 
 def resolved_save_replay(cfg: Any) -> bool:

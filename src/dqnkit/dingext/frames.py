@@ -8,9 +8,11 @@ rebuilt when a batch is sampled: about one 84x84 frame (7 KB) a transition, the 
 
 from __future__ import annotations
 
+import zlib
 from collections import deque
 from typing import Any
 
+import numpy as np
 import torch
 
 from dqnkit.dingext.replay import ArrayReplayBuffer, filled_ring
@@ -62,12 +64,10 @@ class FrameReplayBuffer(ArrayReplayBuffer):
         array = frame.numpy()
         key = hash(array.tobytes())
         serial = self._recent.get(key)
-        if serial is not None and torch.equal(self.frames[serial % self.capacity], frame):
+        if serial is not None and self._same_frame(serial % self.capacity, frame):
             return serial
-        if not self.frames.numel():
-            self.frames = torch.empty((self.capacity, *frame.shape), dtype=torch.uint8)
         serial = self._frames_pushed
-        self.frames[serial % self.capacity] = frame
+        self._write_frame(serial % self.capacity, frame)
         self._frames_pushed += 1
         self._recent[key] = serial
         self._recent_order.append((serial, key))
@@ -76,6 +76,29 @@ class FrameReplayBuffer(ArrayReplayBuffer):
             if self._recent.get(old_key) == old_serial:
                 del self._recent[old_key]
         return serial
+
+    # The frame ring itself: a uint8 tensor here, compressed bytes in PackedFrameReplayBuffer.
+
+    def _write_frame(self, slot: int, frame: torch.Tensor) -> None:
+        if not self.frames.numel():
+            self.frames = torch.empty((self.capacity, *frame.shape), dtype=torch.uint8)
+        self.frames[slot] = frame
+
+    def _same_frame(self, slot: int, frame: torch.Tensor) -> bool:
+        return torch.equal(self.frames[slot], frame)
+
+    def _frames_at(self, slots: torch.Tensor) -> torch.Tensor:
+        return self.frames[slots]
+
+    def _frames_state(self) -> dict[str, Any]:
+        return {"frames": self.frames[: min(self._frames_pushed, self.capacity)].clone()}
+
+    def _load_frames(self, state: dict[str, Any]) -> None:
+        frames = state["frames"]
+        self.frames = filled_ring(frames, self.capacity) if frames.numel() else torch.empty(0, dtype=torch.uint8)
+
+    def held_frame_bytes(self) -> int:
+        return min(self._frames_pushed, self.capacity) * (self.frames[0].numel() if self.frames.numel() else 0)
 
     def _drop_overwritten(self) -> None:
         """Transitions whose oldest usable frame was overwritten leave the buffer, oldest first (floors grow with
@@ -98,7 +121,7 @@ class FrameReplayBuffer(ArrayReplayBuffer):
     def _rebuilt(self, stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {key: value for key, value in stored.items() if not key.endswith("_frames")}
         for key in STACKED:
-            out[key] = self.frames[stored[f"{key}_frames"] % self.capacity]
+            out[key] = self._frames_at(stored[f"{key}_frames"] % self.capacity)
         return out
 
     def clear(self) -> None:
@@ -109,9 +132,9 @@ class FrameReplayBuffer(ArrayReplayBuffer):
         return {
             **super().state_dict(),
             "window": self.window,
-            "frames": self.frames[: min(self._frames_pushed, self.capacity)].clone(),
+            **self._frames_state(),
             "frames_pushed": self._frames_pushed,
-            "floors": self._floors,
+            "floors": self._floors[: min(self._pushed, self.size)].clone(),
             "valid_from": self._valid_from,
         }
 
@@ -119,9 +142,53 @@ class FrameReplayBuffer(ArrayReplayBuffer):
         if int(state.get("window", -1)) != self.window:
             raise ValueError("the saved buffer was not a frame buffer of the same layout")
         super().load_state_dict(state)
-        frames = state["frames"]
-        self.frames = filled_ring(frames, self.capacity) if frames.numel() else torch.empty(0, dtype=torch.uint8)
+        self._load_frames(state)
         self._frames_pushed = int(state["frames_pushed"])
-        self._floors, self._valid_from = state["floors"], int(state["valid_from"])
+        floors = state["floors"]
+        self._floors = filled_ring(floors, self.size) if floors.numel() else torch.empty(0, dtype=torch.int64)
+        self._valid_from = int(state["valid_from"])
         self._recent.clear()  # frames pushed after a load are stored anew: correct, at most one window's worth
         self._recent_order.clear()
+
+
+class PackedFrameReplayBuffer(FrameReplayBuffer):
+    """FrameReplayBuffer with each frame compressed (zlib, level 1): Atari frames shrink 20-30 times, at the cost of
+    decompressing a batch's frames when it is sampled (dqnkit.compress_frames; benchmarks/NOTES.md)."""
+
+    def _empty_frames(self) -> None:
+        super()._empty_frames()
+        self.packed: list[bytes] = []
+        self.frame_shape: tuple[int, ...] = ()
+
+    def _write_frame(self, slot: int, frame: torch.Tensor) -> None:
+        if not self.packed:
+            self.packed = [b""] * self.capacity
+            self.frame_shape = tuple(frame.shape)
+        self.packed[slot] = zlib.compress(frame.numpy().tobytes(), 1)
+
+    def _same_frame(self, slot: int, frame: torch.Tensor) -> bool:
+        return self.packed[slot] == zlib.compress(frame.numpy().tobytes(), 1)  # the same bytes pack the same
+
+    def _frames_at(self, slots: torch.Tensor) -> torch.Tensor:
+        wanted = slots.reshape(-1).tolist()
+        unpacked = {slot: zlib.decompress(self.packed[slot]) for slot in set(wanted)}
+        flat = np.frombuffer(b"".join(unpacked[slot] for slot in wanted), dtype=np.uint8)
+        return torch.from_numpy(flat.reshape(*slots.shape, *self.frame_shape).copy())
+
+    def _frames_state(self) -> dict[str, Any]:
+        held = self.packed[: min(self._frames_pushed, self.capacity)]
+        return {
+            "packed": torch.frombuffer(bytearray(b"".join(held)), dtype=torch.uint8) if held else torch.empty(0),
+            "packed_lengths": torch.tensor([len(p) for p in held], dtype=torch.int64),
+            "frame_shape": list(self.frame_shape),
+        }
+
+    def _load_frames(self, state: dict[str, Any]) -> None:
+        blob = state["packed"].numpy().tobytes()
+        ends = np.cumsum(state["packed_lengths"].numpy()).tolist()
+        held = [blob[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+        self.packed = held + [b""] * (self.capacity - len(held)) if held else []
+        self.frame_shape = tuple(int(x) for x in state["frame_shape"])
+
+    def held_frame_bytes(self) -> int:
+        return sum(len(p) for p in self.packed)

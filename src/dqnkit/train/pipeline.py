@@ -42,7 +42,7 @@ from dqnkit import runfolder
 from dqnkit.config import to_plain
 from dqnkit.dingext.envmanager import MANAGERS
 from dqnkit.dingext.family import ALGORITHMS
-from dqnkit.dingext.frames import FrameReplayBuffer
+from dqnkit.dingext.frames import FrameReplayBuffer, PackedFrameReplayBuffer
 from dqnkit.dingext.nstep import nstep_reward_enhancer
 from dqnkit.dingext.replay import ArrayReplayBuffer
 from dqnkit.dingext.speedups import fast_batch_collation, fast_tree_construction
@@ -228,7 +228,9 @@ def _use_collector(parts: Parts, cfg: Any, policy: Any, seed: int) -> None:
 def _replay_buffer(cfg: Any) -> Any:
     size = int(cfg.policy.other.replay_buffer.replay_buffer_size)
     if not cfg.policy.priority:
-        return FrameReplayBuffer(size=size) if takes_frames(cfg.policy.model.obs_shape) else ArrayReplayBuffer(size)
+        if not takes_frames(cfg.policy.model.obs_shape):
+            return ArrayReplayBuffer(size)
+        return PackedFrameReplayBuffer(size) if cfg.dqnkit.compress_frames else FrameReplayBuffer(size)
     buffer = DequeBuffer(size=size)
     buffer.use(PriorityExperienceReplay(buffer, IS_weight=bool(cfg.policy.priority_IS_weight)))
     return buffer
