@@ -14,6 +14,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from dqnkit import runfolder
 from dqnkit.atari import atari_game, human_normalized
-from dqnkit.envs import EnvRef, make_raw_env, require_fit
+from dqnkit.envs import EnvRef, make_raw_env, require_fit, takes_frames
 from dqnkit.errors import UserError
 from dqnkit.validate import writable_file
 
@@ -43,19 +44,19 @@ class Agent:
     def env_id(self) -> str:
         return str(self.meta["env_id"])
 
-    @property
+    @cached_property
     def env_ref(self) -> EnvRef:
         """The env the agent was trained on, from its metadata (exports before dqnkit 0.x recorded the id only)."""
         recorded = self.meta.get("env") or {"env_id": self.meta["env_id"], "atari": self.meta.get("atari")}
         return EnvRef.of(recorded)
 
-    @property
-    def atari(self) -> dict[str, Any] | None:
-        """The Atari preprocessing the agent plays behind (None: vector observations)."""
-        return self.env_ref.atari
+    @cached_property
+    def input_dtype(self) -> type[np.generic]:
+        """uint8 for frame stacks (the network scales them itself), float32 for vectors."""
+        return np.uint8 if takes_frames(self.meta["obs_shape"]) else np.float32
 
     def as_input(self, obs: Any) -> np.ndarray:
-        return np.asarray(obs, dtype=np.uint8 if self.atari else np.float32)
+        return np.asarray(obs, dtype=self.input_dtype)
 
 
 def _onnx_agent(path: Path) -> Agent:
@@ -427,7 +428,7 @@ def evaluate(
     env_id = env.env_id
     require_fit(env, list(agent.meta["obs_shape"]), int(agent.meta["action_count"]), str(agent.path))
     if epsilon is None:
-        epsilon = ATARI_EPSILON if agent.atari else 0.0
+        epsilon = ATARI_EPSILON if env.atari else 0.0
     fps = int(agent.meta.get("render_fps") or 30)
     if render and not display_available() and video is None:
         video = Path(agent.path).parent / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.mp4"

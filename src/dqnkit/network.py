@@ -12,7 +12,7 @@ import torch
 
 from dqnkit import checkpoint as ckpt
 from dqnkit.config import compile_dqn_config, load_config_file, to_plain
-from dqnkit.envs import EnvRef
+from dqnkit.envs import EnvRef, takes_frames
 from dqnkit.errors import UserError
 from dqnkit.runfolder import resolve_checkpoint
 
@@ -119,7 +119,7 @@ class LoadedNetwork:
     @property
     def obs_dtype(self) -> str:
         """What the network takes: uint8 frames (it scales them itself) or float32 vectors."""
-        return "uint8" if len(self.obs_shape) == 3 else "float32"
+        return "uint8" if takes_frames(self.obs_shape) else "float32"
 
     def example_obs(self, batch: int) -> torch.Tensor:
         return torch.zeros(batch, *self.obs_shape, dtype=getattr(torch, self.obs_dtype))
