@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dqnkit.errors import UserError
-from dqnkit.files import atomic_write
-from dqnkit.plotting import Curve, read_curve
+from dqnkit.plotting import Curve, read_curve, save_png, two_panels
 
 GRID_POINTS = 60
 RESAMPLES = 2000
@@ -123,14 +122,9 @@ def plot_aggregate(run_dirs: list[Path], out: Path, title: str | None = None) ->
     groups = group_runs(run_dirs)
     if all(len(curves) < 2 for curves in groups.values()):
         raise UserError("--aggregate needs at least two runs of a configuration (folders <name>_seed<S>)")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     last = max(c.env_step[-1] for curves in groups.values() for c in curves)
     steps = np.linspace(0, last, GRID_POINTS)
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.6), dpi=100)
+    fig, axes = two_panels()
     for name, curves in groups.items():
         for ax, statistic in zip(axes, STATISTICS.values(), strict=True):
             b = band(curves, statistic, steps)
@@ -142,12 +136,5 @@ def plot_aggregate(run_dirs: list[Path], out: Path, title: str | None = None) ->
         ax.set_title(f"{label} over runs")
         ax.grid(alpha=0.3)
     axes[0].legend(loc="lower right", fontsize="small")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        atomic_write(out, lambda f: fig.savefig(f, dpi=100, format="png"))
-    finally:
-        plt.close(fig)
+    save_png(fig, out, title)
     return format_table(final_scores(groups))

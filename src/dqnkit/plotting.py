@@ -10,6 +10,8 @@ from dqnkit import runfolder
 from dqnkit.errors import UserError
 from dqnkit.files import atomic_write
 
+DPI = 100
+
 
 @dataclass
 class Curve:
@@ -41,13 +43,7 @@ def plot_curves(
     curves: list[Curve], out: Path, *, title: str | None = None, size: tuple[int, int] = (1400, 560)
 ) -> Path:
     """Two panels (env steps, wall time), one line per run, min-max band, stop value dashed. Writes a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    dpi = 100
-    fig, axes = plt.subplots(1, 2, figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
+    fig, axes = two_panels(size)
     for curve in curves:
         for ax, xs in ((axes[0], curve.env_step), (axes[1], curve.wall_seconds)):
             (line,) = ax.plot(xs, curve.mean, marker="o", markersize=3, label=curve.label)
@@ -65,12 +61,29 @@ def plot_curves(
     handles, labels = axes[0].get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
     axes[0].legend(unique.values(), unique.keys(), loc="lower right", fontsize="small")
+    return save_png(fig, out, title)
+
+
+def two_panels(size: tuple[int, int] = (1400, 560)) -> tuple[Any, Any]:
+    """An off-screen figure of two panels side by side, `size` in pixels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(1, 2, figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI)
+
+
+def save_png(fig: Any, out: Path, title: str | None) -> Path:
+    """Title, lay out and write the figure as a PNG (atomically), then free it."""
+    import matplotlib.pyplot as plt
+
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        atomic_write(out, lambda f: fig.savefig(f, dpi=dpi, format="png"))
+        atomic_write(out, lambda f: fig.savefig(f, dpi=DPI, format="png"))
     finally:
         plt.close(fig)
     return out
