@@ -200,14 +200,3 @@ class AtariGame(gymnasium.Env):
         self._games.close()
         if self._screen is not None:
             self._screen.close()
-
-
-def require_atari(env_id: str) -> str:
-    """The game an Atari env id plays, or a one-line error for env.atari on any other env."""
-    game = atari_game(env_id)
-    if game is None:
-        raise UserError(
-            f"env.atari (the Atari preprocessing) is set but {env_id} is not an Atari game; "
-            "remove env.atari or use an ALE id such as ALE/Pong-v5"
-        )
-    return game

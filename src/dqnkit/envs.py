@@ -105,10 +105,11 @@ def _without_decorative_particles(env: Any) -> Any:
 
 
 def _atari_game(ref: EnvRef, training: bool, render_mode: str | None = None, agent_view: bool = False) -> Any:
-    from dqnkit.atari import AtariGame, AtariSettings, require_atari
+    from dqnkit.atari import AtariGame, AtariSettings, atari_game
 
     settings = AtariSettings.from_config(ref.atari)
-    game = require_atari(ref.env_id)
+    game = atari_game(ref.env_id)
+    assert game is not None  # only for ids env_backend found to be Atari games
     if ref.kwargs:
         raise UserError(f"env.kwargs {sorted(ref.kwargs)} do not apply to Atari games; env.atari sets their options")
     return AtariGame(game, settings if training else settings.for_evaluation(), training, render_mode, agent_view)
@@ -129,8 +130,6 @@ def make_raw_env(ref: EnvRef, render_mode: str | None = None, agent_view: bool =
     silence_warnings()
     if backend == "atari":
         return _atari_game(ref, False, render_mode, agent_view)
-    if ref.atari is not None:
-        _atari_game(ref, training=False)  # raises: not an Atari game
     if backend == "user":
         return _user_env(ref, False, render_mode)
     env_id, kwargs = ref.env_id, ref.kwargs
@@ -192,8 +191,7 @@ def _check_spaces(env_id: str, env: Any) -> None:
 
 
 def env_facts(ref: EnvRef) -> dict[str, Any]:
-    """What reports and exports need to know about an env: obs shape, actions, threshold, fps; for an Atari game
-    its ROM."""
+    """What reports and exports need to know about an env: obs shape, actions, threshold, fps."""
     env_id = ref.env_id
     env = make_raw_env(ref)
     try:
@@ -207,7 +205,6 @@ def env_facts(ref: EnvRef) -> dict[str, Any]:
             "render_fps": int(env.metadata.get("render_fps") or 30),
             "obs_low": [float(x) for x in getattr(env.observation_space, "low", np.empty(0)).reshape(-1)],
             "obs_high": [float(x) for x in getattr(env.observation_space, "high", np.empty(0)).reshape(-1)],
-            "atari_game": getattr(env, "game", None),
         }
     finally:
         env.close()
@@ -218,9 +215,7 @@ def require_fit(ref: EnvRef, obs_shape: list[int], action_count: int, owner: str
     """The env's facts, or a one-line error when a Q-network of these shapes (behind the Atari preprocessing
     `ref.atari`, if any) cannot act in it."""
     env_id = ref.env_id
-    if ref.atari is not None and env_backend(env_id) != "atari":
-        fix = "remove env.atari or use an ALE id such as ALE/Pong-v5" if owner == "policy.model" else "use an Atari id"
-        raise UserError(f"{owner} takes Atari frames (env.atari) but {env_id} is not an Atari game; {fix}")
+    require_atari_fit(ref, owner)
     facts = env_facts(ref)
     if facts["obs_shape"] != obs_shape or facts["action_count"] != action_count:
         fix = (
@@ -234,6 +229,13 @@ def require_fit(ref: EnvRef, obs_shape: list[int], action_count: int, owner: str
             f"but {env_id} has {facts['obs_shape']} and {facts['action_count']}{fix}"
         )
     return facts
+
+
+def require_atari_fit(ref: EnvRef, owner: str) -> None:
+    """The Atari preprocessing (and a network trained behind it) goes with Atari games only."""
+    if ref.atari is not None and env_backend(ref.env_id) != "atari":
+        fix = "remove env.atari or use an ALE id such as ALE/Pong-v5" if owner == "policy.model" else "use an Atari id"
+        raise UserError(f"{owner} takes Atari frames (env.atari) but {ref.env_id} is not an Atari game; {fix}")
 
 
 def model_obs_shape(facts: dict[str, Any]) -> int | list[int]:

@@ -148,8 +148,7 @@ def _train_seeds(args: argparse.Namespace, argv: list[str]) -> int:
     """Every option but --seeds/--parallel/--exp-name goes to each seed's dqn-train."""
     from pathlib import Path
 
-    from dqnkit.config import load_config_file
-    from dqnkit.train.plan import plan_run
+    from dqnkit.train.plan import plan_run, run_name
     from dqnkit.train.seeds import train_seeds
 
     child: list[str] = []
@@ -163,10 +162,9 @@ def _train_seeds(args: argparse.Namespace, argv: list[str]) -> int:
             skip = "=" not in arg
             continue
         child.append(arg)
-    plan_run(_options(args, child), writes_run_folder=False)  # the config's mistakes: once, before any run starts
-    main_config, _ = load_config_file(args.config)
-    base = args.exp_name or main_config.get("exp_name") or Path(args.config).stem
-    return train_seeds(child, args.seeds, args.parallel or 1, Path(args.runs_dir), str(base))
+    plan = plan_run(_options(args, child), writes_run_folder=False)  # the config's mistakes: once, before any run
+    base = args.exp_name or run_name(plan.main, args.config)
+    return train_seeds(child, args.seeds, args.parallel or 1, Path(args.runs_dir), base)
 
 
 def main(argv: list[str] | None = None) -> None:

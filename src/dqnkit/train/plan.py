@@ -13,7 +13,7 @@ from dqnkit import checkpoint as ckpt
 from dqnkit import runfolder
 from dqnkit.atari import AtariSettings, atari_game
 from dqnkit.config import apply_overrides, compile_dqn_config, load_config_file, parse_override, to_plain
-from dqnkit.envs import EnvRef, env_facts, model_obs_shape, require_fit
+from dqnkit.envs import EnvRef, env_facts, model_obs_shape, require_atari_fit, require_fit
 from dqnkit.errors import UserError
 from dqnkit.userenv import import_root, is_user_env
 from dqnkit.validate import check_policy_type, check_run_config, writable_dir
@@ -106,10 +106,12 @@ def fill_env_facts(main: dict[str, Any], overrides: list[tuple[str, Any]], searc
         env["import_root"] = import_root(env_id, search or [Path.cwd()])
     if atari_game(env_id) is not None:
         env["atari"] = AtariSettings.from_config(env.get("atari")).as_dict()
+    ref = EnvRef.of({**env, "env_id": env_id})
+    require_atari_fit(ref, "policy.model")
     model = main.setdefault("policy", {}).setdefault("model", {})
     if "obs_shape" in model and "action_shape" in model:
         return
-    facts = env_facts(EnvRef.of({**env, "env_id": env_id}))
+    facts = env_facts(ref)
     model.setdefault("obs_shape", model_obs_shape(facts))
     model.setdefault("action_shape", facts["action_count"])
 
@@ -132,6 +134,11 @@ def _compiled(options: TrainOptions, main: dict[str, Any], create: dict[str, Any
     return cfg
 
 
+def run_name(main: dict[str, Any], config: str | None) -> str:
+    """What run folders are named after, before their _seed<S>: the config's exp_name, else its file name."""
+    return str(main.get("exp_name") or Path(config or "run").stem)
+
+
 def plan_run(options: TrainOptions, writes_run_folder: bool = True) -> RunPlan:
     """A collector or evaluator node of a distributed run writes nothing (writes_run_folder False): the learner's
     host holds the run folder."""
@@ -149,7 +156,7 @@ def plan_run(options: TrainOptions, writes_run_folder: bool = True) -> RunPlan:
     if writes_run_folder and resume_state is None:
         runs_dir = Path(options.runs_dir)
         writable_dir(runs_dir, "--runs-dir")
-        default_name = f"{main.get('exp_name') or Path(options.config or 'run').stem}_seed{seed}"
+        default_name = f"{run_name(main, options.config)}_seed{seed}"
         run_dir = runfolder.new_run_dir(runs_dir, options.exp_name, default_name)
     elif writes_run_folder:
         writable_dir(run_dir, "--resume")
