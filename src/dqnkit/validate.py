@@ -106,7 +106,12 @@ def _require(key: str, value: Any, allowed: Range) -> None:
 
 def check_ranges(cfg: Any) -> None:
     for key, allowed in RANGES.items():
-        _require(key, _lookup(cfg, key), allowed)
+        try:
+            value = _lookup(cfg, key)
+        except KeyError:
+            missing = f"the config sets no {key} (DI-engine has no default for it)"
+            raise UserError(f"{missing}: {allowed.describe()}") from None
+        _require(key, value, allowed)
     sizes = [int(x) for x in cfg.policy.model.get("encoder_hidden_size_list") or []]
     if any(size < 1 for size in sizes):
         raise UserError(f"policy.model.encoder_hidden_size_list must hold whole numbers >= 1, not {sizes!r}")

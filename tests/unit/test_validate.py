@@ -187,3 +187,12 @@ def test_continuous_actions_are_refused_with_what_dqnkit_supports(tmp_path: Path
     _refused(
         tmp_path, "env.env_id=Pendulum-v1", fragments=("Pendulum-v1 acts in a Box space", "needs Discrete actions")
     )
+
+
+def test_a_key_dingengine_leaves_unset_is_named_not_a_traceback() -> None:
+    from dqnkit.config import compile_dqn_config
+    from dqnkit.validate import check_run_config
+
+    cfg = compile_dqn_config({"env": {"env_id": "CartPole-v1"}}, {"policy": {"type": "dqn"}}, seed=0)
+    with pytest.raises(UserError, match=r"the config sets no env.collector_env_num .*whole number >= 1"):
+        check_run_config(cfg)
