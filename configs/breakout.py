@@ -1,46 +1,12 @@
-"""Breakout from pixels (ALE/Breakout-v5 through ale-py), DQN with the Nature network, sized for a CPU.
-
-The observation is the DeepMind preprocessing of `env.atari` (dqnkit's defaults, recorded in the run's config):
-up to 30 no-op starts, 4 frames per action with a max over the last two, 84x84 grayscale, a stack of 4, FIRE on
-reset, no sticky actions; in training a lost life ends the episode and rewards are clipped to [-1, 1]. Evaluation
-plays full games for the real score. Frames are stored once each, as uint8, in the replay buffer.
-
-From DI-engine's breakout_dqn_config.py: 3-step returns, batch 32, lr 1e-4, a 100k buffer, the stop value 20. Changed
-for a CPU (benchmarks/NOTES.md): the Nature network (conv 32-64-64, then 512) instead of [128, 128, 512], which
-costs ~8x less per update; one update per 4 env steps as in the Nature paper; in-process envs.
+"""Breakout from pixels (ALE/Breakout-v5): configs/pong.py's settings (the Nature network on the DeepMind
+preprocessing, sized for a CPU; see that file and docs/atari.md), stopping at an evaluation mean of 400.
 """
 
-from easydict import EasyDict
+import runpy
+from pathlib import Path
 
-main_config = EasyDict(
-    dict(
-        exp_name="breakout_dqn",
-        env=dict(
-            env_id="ALE/Breakout-v5",
-            collector_env_num=8,
-            evaluator_env_num=4,
-            n_evaluator_episode=4,
-            stop_value=400,
-        ),
-        policy=dict(
-            cuda=False,
-            model=dict(encoder_hidden_size_list=[32, 64, 64, 512]),
-            discount_factor=0.99,
-            nstep=3,
-            learn=dict(update_per_collect=16, batch_size=32, learning_rate=0.0001, target_update_freq=1000),
-            collect=dict(n_sample=64, unroll_len=1),
-            eval=dict(evaluator=dict(eval_freq=10000)),
-            other=dict(
-                eps=dict(type="linear", start=1.0, end=0.02, decay=250_000),
-                replay_buffer=dict(replay_buffer_size=100_000),
-            ),
-        ),
-        dqnkit=dict(max_env_steps=2_000_000, save_freq=5000, keep_periodic=2),
-    )
-)
-create_config = EasyDict(
-    dict(
-        env_manager=dict(type="base"),
-        policy=dict(type="dqn"),
-    )
-)
+pong = runpy.run_path(str(Path(__file__).with_name("pong.py")))
+main_config, create_config = pong["main_config"], pong["create_config"]
+main_config.exp_name = "breakout_dqn"
+main_config.env.env_id = "ALE/Breakout-v5"
+main_config.env.stop_value = 400
