@@ -43,6 +43,24 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 240, env: dict[str
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def eval_without_torch(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """dqn-eval ARGS in a Python where torch and DI-engine cannot be imported (what an ONNX deployment has)."""
+    code = f"""
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'ding'):
+            raise ImportError(name + ' is blocked')
+sys.meta_path.insert(0, _Block())
+from dqnkit.cli import eval as ev
+try:
+    ev.main({args!r})
+except SystemExit as e:
+    assert e.code == 0, e.code
+"""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+
+
 def assert_user_error(result: Result, *fragments: str) -> None:
     """Exit code 2, exactly one line on stderr naming the problem, no traceback."""
     assert result.returncode == 2, result.stderr

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import CONFIGS, assert_user_error, cli
+from conftest import CONFIGS, assert_user_error, cli, eval_without_torch
 
 TINY = ["--set", "env.collector_env_num=4", "--set", "env.evaluator_env_num=2", "--set", "env.n_evaluator_episode=2"]
 
@@ -63,20 +61,7 @@ def test_onnx_alone_plays_pong_as_the_checkpoint_does(pong_run: Path, pong_expor
     import imageio.v2 as imageio
 
     args = [str(pong_export / "model.onnx"), "--episodes", "2", "--envs", "2", "--json", str(tmp_path / "onnx.json")]
-    code = f"""
-import sys
-class _Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('torch', 'ding'):
-            raise ImportError(name + ' is blocked')
-sys.meta_path.insert(0, _Block())
-from dqnkit.cli import eval as ev
-try:
-    ev.main({args!r})
-except SystemExit as e:
-    assert e.code == 0, e.code
-"""
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    proc = eval_without_torch(args, timeout=240)
     assert proc.returncode == 0, proc.stderr
     assert "human-normalized score" in proc.stdout
     video = tmp_path / "pong.mp4"

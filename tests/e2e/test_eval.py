@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_user_error, cli
+from conftest import assert_user_error, cli, eval_without_torch
 
 EPISODE_ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+(-?\d+\.\d+)\s+(\d+)\s+(\S+)$")
 
@@ -207,20 +207,7 @@ def test_render_opens_a_real_window_under_xvfb(exported_cartpole: Path, tmp_path
 
 
 def test_onnx_evaluation_imports_neither_torch_nor_ding(exported_cartpole: Path) -> None:
-    code = f"""
-import sys
-class _Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('torch', 'ding'):
-            raise ImportError(name + ' is blocked')
-sys.meta_path.insert(0, _Block())
-from dqnkit.cli import eval as ev
-try:
-    ev.main([{str(exported_cartpole / "model.onnx")!r}, '--episodes', '2', '--quiet'])
-except SystemExit as e:
-    assert e.code == 0, e.code
-"""
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    proc = eval_without_torch([str(exported_cartpole / "model.onnx"), "--episodes", "2", "--quiet"], timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "2 episodes" in proc.stdout
 
