@@ -54,9 +54,9 @@ def _register_old_api_pong() -> None:
     import gymnasium
     import numpy as np
 
-    from dqnkit.atari import atari_game
+    from dqnkit.atari import register_games
 
-    atari_game("PongNoFrameskip-v4")  # registers ale-py's games with Gymnasium
+    register_games()
 
     class OldApiAtari(gym.Env):
         def __init__(self) -> None:
@@ -225,9 +225,9 @@ def _gymnasium_wrapped_pong() -> Any:
     from ding.envs import DingEnvWrapper
     from easydict import EasyDict
 
-    from dqnkit.atari import atari_game
+    from dqnkit.atari import register_games
 
-    atari_game("ALE/Pong-v5")
+    register_games()
     env = gymnasium.make("ALE/Pong-v5", frameskip=1, repeat_action_probability=0.0)
     env = gymnasium.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, terminal_on_life_loss=True)
     env = gymnasium.wrappers.FrameStackObservation(env, 4)

@@ -66,7 +66,8 @@ class AtariSettings:
         return AtariSettings(**{**asdict(self), "end_on_life_loss": False, "clip_rewards": False})
 
 
-def _register_ale() -> None:
+def register_games() -> None:
+    """ale-py's ids in Gymnasium's registry (ale-py registers them with Gymnasium only, and only when asked)."""
     import ale_py
 
     gymnasium.register_envs(ale_py)
@@ -76,7 +77,7 @@ def _register_ale() -> None:
 def atari_game(env_id: str) -> str | None:
     """The ROM an env id plays (ale-py's snake_case name, e.g. "pong" for ALE/Pong-v5 or PongNoFrameskip-v4),
     None for an id that is not an Atari game."""
-    _register_ale()
+    register_games()
     spec = gymnasium.envs.registry.get(env_id)
     if spec is None or not str(spec.entry_point).startswith("ale_py"):
         return None

@@ -52,9 +52,9 @@ def _registries() -> tuple[frozenset[str], frozenset[str]]:
         import gym
         import gymnasium
 
-        from dqnkit.atari import atari_game
+        from dqnkit.atari import register_games
 
-        atari_game("CartPole-v1")  # registers ale-py's games with Gymnasium
+        register_games()
     return frozenset(gym.envs.registry.keys()), frozenset(gymnasium.envs.registry.keys())
 
 
