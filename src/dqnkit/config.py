@@ -150,16 +150,17 @@ def flat_keys(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _coerce(key: str, current: Any, value: Any) -> Any:
-    """Check a --set value against the type of the value it replaces."""
+def coerce_value(key: str, current: Any, value: Any, where: str = "--set") -> Any:
+    """Check a value for a config key (from `where`: --set, a search space) against the type of the value it
+    replaces."""
 
     def bad(expected: str) -> UserError:
-        return UserError(f"--set {key}={value!r}: expected {expected} (current value {current!r})")
+        return UserError(f"{where} {key}={value!r}: expected {expected} (current value {current!r})")
 
     if current is None or (value is None and key in NULLABLE_KEYS):
         return value
     if isinstance(current, dict):
-        raise UserError(f"--set {key}: {key} is a section, set one of its keys (e.g. {key}.{next(iter(current), 'x')})")
+        raise UserError(f"{where} {key}: {key} is a section, set one of its keys (e.g. {key}.{next(iter(current), 'x')})")
     if isinstance(current, bool):
         if not isinstance(value, bool):
             raise bad("true or false")
@@ -191,7 +192,7 @@ def apply_overrides(main: dict[str, Any], overrides: list[tuple[str, Any]], comp
             close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]}?" if close else ""
             raise UserError(f"--set {key}: no such key in the compiled config{hint}")
-        coerced = _coerce(key, known[key], value)
+        coerced = coerce_value(key, known[key], value)
         node = main
         parts = key.split(".")
         for part in parts[:-1]:

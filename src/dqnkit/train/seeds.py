@@ -75,6 +75,14 @@ def train_seeds(child_args: list[str], seeds: list[int], parallel: int, runs_dir
     return next((r.returncode for r in runs if r.returncode), 0) or 0
 
 
+def start(run: SeedRun, child_args: list[str]) -> None:
+    """`dqn-train *child_args --seed S --exp-name <run folder name> --quiet` in a process of its own."""
+    args = [*child_args, "--seed", str(run.seed), "--exp-name", run.run_dir.name, "--quiet"]
+    run.stderr = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the run; closed by the OS at exit
+    command = [sys.executable, "-m", "dqnkit.cli.train", *args]
+    run.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=run.stderr)
+
+
 def _run_all(runs: list[SeedRun], child_args: list[str], parallel: int) -> None:
     waiting = list(runs)
     running: list[SeedRun] = []
@@ -82,10 +90,7 @@ def _run_all(runs: list[SeedRun], child_args: list[str], parallel: int) -> None:
     while waiting or running:
         while waiting and len(running) < parallel:
             run = waiting.pop(0)
-            args = [*child_args, "--seed", str(run.seed), "--exp-name", run.run_dir.name, "--quiet"]
-            run.stderr = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the run; closed by the OS at exit
-            command = [sys.executable, "-m", "dqnkit.cli.train", *args]
-            run.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=run.stderr)
+            start(run, child_args)
             running.append(run)
         time.sleep(1.0)
         for run in list(running):
@@ -94,7 +99,7 @@ def _run_all(runs: list[SeedRun], child_args: list[str], parallel: int) -> None:
                 run.returncode = run.process.returncode
                 running.remove(run)
                 _clear(live)
-                print(f"dqnkit: seed {run.seed} {_outcome(run)}", file=sys.stderr)
+                print(f"dqnkit: seed {run.seed} {outcome(run)}", file=sys.stderr)
         if live and running:
             done = len(runs) - len(waiting) - len(running)
             line = f"seeds done {done}/{len(runs)} | " + " | ".join(r.status() for r in running)
@@ -107,7 +112,7 @@ def _clear(live: bool) -> None:
         print("\r\033[K", end="", file=sys.stderr, flush=True)
 
 
-def _outcome(run: SeedRun) -> str:
+def outcome(run: SeedRun) -> str:
     summary = run.summary()
     if summary is None:
         return f"failed (exit {run.returncode}): {run.last_message()}"

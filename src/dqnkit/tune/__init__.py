@@ -1,0 +1,1 @@
+"""dqn-tune: hyperparameter search over several seeds on Optuna."""

@@ -1,0 +1,299 @@
+"""dqn-tune's study: Optuna's TPE sampler and a pruner over trials that each train one sampled configuration on
+several seeds, kept in an RDB storage (a SQLite file in the study folder, or a server several machines share).
+
+A trial that Ctrl-C stops is failed and queued again with the same values; one whose process died is failed by the
+heartbeat (another process of the study, or this command run again, notices) and queued the same way. Only
+completed and pruned trials count towards --trials, so nothing is lost or counted twice."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+from dqnkit.errors import UserError
+from dqnkit.train.plan import TrainOptions, plan_run, run_name
+from dqnkit.train.seeds import SeedRun
+from dqnkit.tune import report
+from dqnkit.tune.objective import OBJECTIVES, trial_value
+from dqnkit.tune.space import Entry, as_overrides, default_space_file, load_space, sample
+from dqnkit.tune.trial import Reporter, curve_of, failure, print_line, run_seeds, seed_runs, status_line
+
+HEARTBEAT_S = 20
+GRACE_S = 90  # a trial whose process has not beaten for this long is failed and queued again
+MAX_RETRY = 3
+FAILURES_IN_A_ROW = 3  # then the search stops: the config, not the sampled values, is what fails
+
+
+@dataclass
+class TuneOptions:
+    config: str
+    trials: int = 20
+    seeds: int = 3
+    jobs: int | None = None
+    space: str | None = None
+    storage: str | None = None
+    study: str | None = None
+    out: str | None = None
+    max_env_steps: int | None = None
+    overrides: list[str] = field(default_factory=list)
+    objective: str = "steps"
+    pruner: str = "median"
+
+
+@dataclass
+class Search:
+    """Everything a trial needs, settled before the first one."""
+
+    options: TuneOptions
+    given: tuple[dict[str, Any], dict[str, Any]]
+    compiled: Any
+    space: list[Entry]
+    space_file: Path
+    name: str
+    folder: Path
+    budget: int
+    stop_value: float
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(range(self.options.seeds))
+
+    def settings(self) -> dict[str, Any]:
+        """What must not change between the processes and sessions of one study."""
+        return {
+            "objective": self.options.objective,
+            "max_env_steps": self.budget,
+            "seeds": self.options.seeds,
+            "space": sorted(entry.key for entry in self.space),
+            "env_id": str(self.compiled.env.env_id),
+        }
+
+
+def prepare(options: TuneOptions) -> Search:
+    """The config compiled once (its mistakes reported before any trial), the space checked against it."""
+    plan = plan_run(TrainOptions(config=options.config, overrides=options.overrides), writes_run_folder=False)
+    policy_type = str(plan.create.get("policy", {}).get("type", "dqn"))
+    space_file = Path(options.space) if options.space else default_space_file(policy_type)
+    space = load_space(space_file, _plain(plan.cfg))
+    budget = options.max_env_steps or int(plan.cfg.dqnkit.max_env_steps or 0)
+    if budget <= 0:
+        raise UserError("the config sets no dqnkit.max_env_steps: give each run a budget with --max-env-steps")
+    stop_value = float(plan.cfg.env.stop_value)
+    if options.objective == "steps" and not math.isfinite(stop_value):
+        raise UserError("--objective steps counts env steps to env.stop_value, which the config leaves unset")
+    name = options.study or run_name(plan.main, options.config)
+    folder = Path(options.out) if options.out else Path("studies") / name
+    return Search(options, (plan.main, plan.create), plan.cfg, space, space_file, name, folder, budget, stop_value)
+
+
+def _plain(cfg: Any) -> dict[str, Any]:
+    from dqnkit.config import to_plain
+
+    return dict(to_plain(cfg))
+
+
+def open_storage(url: str) -> RDBStorage:
+    """Optuna's RDB storage with heartbeats; one line naming the URL (password hidden) when it cannot be used."""
+    import sqlalchemy
+
+    engine_kwargs = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else {}
+    try:
+        shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError as e:
+        raise UserError(f"--storage {url!r} is not a database URL (e.g. postgresql://user:pw@host/db)") from e
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+            )
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError) as e:
+            cause = (str(getattr(e, "orig", None) or e).strip().splitlines() or [type(e).__name__])[0]
+            raise UserError(f"cannot open storage {shown}: {cause}") from e
+
+
+def load_study(search: Search) -> optuna.Study:
+    search.folder.mkdir(parents=True, exist_ok=True)
+    url = search.options.storage or f"sqlite:///{(search.folder / 'study.db').resolve()}"
+    storage = open_storage(url)
+    startup = max(2, min(10, search.options.trials // 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(n_startup_trials=startup, multivariate=True, constant_liar=True)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=search.name,
+        direction=OBJECTIVES[search.options.objective],
+        sampler=sampler,
+        pruner=_pruner(search.options.pruner, search.budget),
+        load_if_exists=True,
+    )
+    _check_settings(study, search.settings())
+    return study
+
+
+def _pruner(name: str, budget: int) -> optuna.pruners.BasePruner:
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=budget // 4)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, budget // 10))
+    return optuna.pruners.NopPruner()
+
+
+def _check_settings(study: optuna.Study, settings: dict[str, Any]) -> None:
+    recorded = study.user_attrs.get("dqnkit")
+    if recorded is None:
+        study.set_user_attr("dqnkit", settings)
+        return
+    for key, value in settings.items():
+        if recorded.get(key) != value:
+            raise UserError(
+                f"study {study.study_name!r} was started with {key} {recorded.get(key)!r}, this command gives "
+                f"{value!r}: run it as it was started, or name a new study with --study"
+            )
+
+
+@dataclass
+class Objective:
+    """Optuna's objective: train the sampled configuration on every seed and score the outcome."""
+
+    search: Search
+    study: optuna.Study
+    failures_in_a_row: int = 0
+    current: int | None = None
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        self.current = trial.number
+        params = sample(self.search.space, trial)
+        trial_dir = self.search.folder / "trials" / f"trial_{trial.number:04d}"
+        runs = seed_runs(trial_dir, self.search.seeds)
+        trial.set_user_attr("run_dirs", [str(run.run_dir.resolve()) for run in runs])
+        options = self.search.options
+        child = ["--config", options.config, "--runs-dir", str(trial_dir), "--max-env-steps", str(self.search.budget)]
+        child += [f"--set={o}" for o in [*options.overrides, *as_overrides(params)]]
+        reporter = Reporter(trial, options.objective, self.search.stop_value, self.search.budget)
+        head = self._head(trial.number)
+
+        def check(started: list[SeedRun]) -> None:
+            reporter(started)
+            if sys.stderr.isatty():
+                print(f"\r\033[K{head} | {status_line(started)}"[:220], end="", file=sys.stderr, flush=True)
+
+        print_line(f"dqnkit: trial {trial.number}: {', '.join(f'{k}={v}' for k, v in params.items())}")
+        run_seeds(runs, child, options.jobs or options.seeds, check, lambda text: print_line(f"  {text}"))
+        return self._score(trial, runs)
+
+    def _head(self, number: int) -> str:
+        done = report.finished_trials(self.study)
+        best = report.best_trial(self.study)
+        best_text = f"best {describe(self.search.options.objective, best.value)} (trial {best.number})" if best else ""
+        return f"trial {number} | {len(done)}/{self.search.options.trials} done | {best_text}"
+
+    def _score(self, trial: optuna.Trial, runs: list[SeedRun]) -> float:
+        failed = failure(runs)
+        if failed is not None:
+            trial.set_user_attr("failure", failed)
+            self.failures_in_a_row += 1
+            if self.failures_in_a_row >= FAILURES_IN_A_ROW:
+                raise UserError(f"{FAILURES_IN_A_ROW} trials in a row failed to train; the last one's {failed}")
+            print_line(f"dqnkit: trial {trial.number} failed ({failed}); the search goes on")
+            return math.nan
+        self.failures_in_a_row = 0
+        summaries = [s for s in (run.summary() for run in runs) if s is not None]
+        value = trial_value(
+            self.search.options.objective, summaries, [curve_of(r) for r in runs], self.search.budget, self.search.stop_value
+        )
+        solved = sum(s["stop_reason"] == "stop_value" for s in summaries)
+        wall = statistics.median(float(s["wall_seconds"]) for s in summaries)
+        trial.set_user_attr("env_steps", [int(s["env_steps"]) for s in summaries])
+        trial.set_user_attr("seeds_stopped", solved)
+        trial.set_user_attr("median_wall_seconds", round(wall, 1))
+        stops = ", ".join(f"{s['env_steps']:,}" if s["stop_reason"] == "stop_value" else "-" for s in summaries)
+        trial.set_user_attr(
+            "summary", f"{describe(self.search.options.objective, value)}; {solved}/{len(runs)} seeds stopped ({stops})"
+        )
+        return value
+
+
+def describe(objective: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if objective == "steps":
+        return f"score {value:,.0f} env steps"
+    return f"score {value:.1f} mean eval"
+
+
+def tune(options: TuneOptions) -> int:
+    """Run the study until it holds --trials completed or pruned trials; returns the exit code."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    search = prepare(options)
+    study = load_study(search)
+    print(
+        f"dqnkit: study {search.name!r} in {search.folder}/ ({options.storage and 'shared storage' or 'study.db'}): "
+        f"{options.trials} trials x {options.seeds} seeds, {search.budget:,} env steps each, space {search.space_file}",
+        file=sys.stderr,
+    )
+    objective = Objective(search, study)
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    callbacks = [
+        optuna.study.MaxTrialsCallback(options.trials, states=counted),
+        lambda study, trial: _after_trial(search, study, trial),
+    ]
+    started = time.monotonic()
+    try:
+        if len(report.finished_trials(study)) < options.trials:
+            study.optimize(objective, callbacks=callbacks, catch=())
+    except KeyboardInterrupt:
+        _queue_again(study, objective.current)
+        report.write_reports(study, search.folder, search.given, search.compiled)
+        raise
+    report.write_reports(study, search.folder, search.given, search.compiled)
+    _print_outcome(search, study, time.monotonic() - started)
+    return 0
+
+
+def _after_trial(search: Search, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    text = trial.user_attrs.get("summary") or trial.user_attrs.get("failure") or ""
+    print_line(f"dqnkit: trial {trial.number} {trial.state.name.lower()}{': ' + text if text else ''}")
+    report.write_reports(study, search.folder, search.given, search.compiled)
+
+
+def _queue_again(study: optuna.Study, number: int | None) -> None:
+    """Ctrl-C failed the running trial: queue its values to run first next time."""
+    if number is None:
+        return
+    trial = study.get_trials(deepcopy=False)[number]
+    if trial.state == optuna.trial.TrialState.FAIL:
+        RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, trial)
+        print_line(f"dqnkit: trial {number} was interrupted; the same command runs its values again first")
+
+
+def _print_outcome(search: Search, study: optuna.Study, seconds: float) -> None:
+    from dqnkit.progress import format_duration
+
+    trials = report.finished_trials(study)
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
+    best = report.best_trial(study)
+    print(
+        f"dqnkit: study {search.name!r}: {len(trials)} trials ({pruned} pruned) in {format_duration(seconds)} here; "
+        + (
+            f"best trial {best.number}: {best.user_attrs.get('summary', '')}; "
+            f"train it with: dqn-train --config {search.folder / report.BEST_CONFIG}"
+            if best
+            else "no trial completed"
+        ),
+        file=sys.stderr,
+    )
