@@ -160,7 +160,9 @@ def coerce_value(key: str, current: Any, value: Any, where: str = "--set") -> An
     if current is None or (value is None and key in NULLABLE_KEYS):
         return value
     if isinstance(current, dict):
-        raise UserError(f"{where} {key}: {key} is a section, set one of its keys (e.g. {key}.{next(iter(current), 'x')})")
+        raise UserError(
+            f"{where} {key}: {key} is a section, set one of its keys (e.g. {key}.{next(iter(current), 'x')})"
+        )
     if isinstance(current, bool):
         if not isinstance(value, bool):
             raise bad("true or false")

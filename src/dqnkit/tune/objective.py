@@ -10,13 +10,14 @@ stop value, `area` the area so far."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-OBJECTIVES = {"steps": "minimize", "area": "maximize"}
+OBJECTIVES: dict[str, Literal["minimize", "maximize"]] = {"steps": "minimize", "area": "maximize"}
 TIE_BREAK = 0.49  # below half a step: a median over an even number of seeds moves in half steps
 
 
@@ -43,7 +44,7 @@ class Curve:
             return math.nan
         total = 0.0
         edges = [0, *[s for s in self.steps[1:] if s < until], until]
-        for start, end in zip(edges, edges[1:], strict=False):
+        for start, end in itertools.pairwise(edges):
             value = self.value_at(start)
             total += (self.values[0] if value is None else value) * (end - start)
         return total / until
@@ -75,7 +76,9 @@ def area_value(curves: list[Curve], budget: int) -> float:
     return statistics.median(c.area(budget) for c in curves)
 
 
-def trial_value(objective: str, summaries: list[dict[str, Any]], curves: list[Curve], budget: int, stop: float) -> float:
+def trial_value(
+    objective: str, summaries: list[dict[str, Any]], curves: list[Curve], budget: int, stop: float
+) -> float:
     if objective == "steps":
         return steps_value(summaries, budget, stop)
     return area_value(curves, budget)

@@ -4,7 +4,6 @@ the plots. Any process of a shared study can write them; the storage is the reco
 from __future__ import annotations
 
 import pprint
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -87,10 +86,12 @@ def write_plots(study: optuna.Study, study_dir: Path) -> list[str]:
     return notes
 
 
-def write_reports(study: optuna.Study, study_dir: Path, given: tuple[dict[str, Any], dict[str, Any]], compiled: Any) -> None:
+def write_reports(
+    study: optuna.Study, study_dir: Path, given: tuple[dict[str, Any], dict[str, Any]], compiled: Any
+) -> list[str]:
+    """Returns why any plot was left out."""
     write_trials_csv(study, study_dir / TRIALS_CSV)
     best = best_trial(study)
     if best is not None:
         atomic_write_bytes(study_dir / BEST_CONFIG, best_config_text(study, best, given, compiled).encode())
-    for note in write_plots(study, study_dir):
-        print(f"dqnkit: {note}", file=sys.stderr)
+    return write_plots(study, study_dir)

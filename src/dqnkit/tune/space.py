@@ -67,7 +67,9 @@ def default_space_file(policy_type: str) -> Path:
     path = SPACES_DIR / f"{policy_type}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
-        raise UserError(f"no default search space for policy type {policy_type!r} (have {', '.join(known)}): pass --space")
+        raise UserError(
+            f"no default search space for policy type {policy_type!r} (have {', '.join(known)}): pass --space"
+        )
     return path
 
 

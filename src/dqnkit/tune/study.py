@@ -7,11 +7,14 @@ completed and pruned trials count towards --trials, so nothing is lost or counte
 
 from __future__ import annotations
 
+import functools
 import math
+import random
 import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from dqnkit.tune.trial import Reporter, curve_of, failure, print_line, run_seeds
 HEARTBEAT_S = 20
 GRACE_S = 90  # a trial whose process has not beaten for this long is failed and queued again
 MAX_RETRY = 3
+STORAGE_ATTEMPTS = 5
 FAILURES_IN_A_ROW = 3  # then the search stops: the config, not the sampled values, is what fails
 
 
@@ -110,19 +114,25 @@ def open_storage(url: str) -> RDBStorage:
         shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
     except sqlalchemy.exc.ArgumentError as e:
         raise UserError(f"--storage {url!r} is not a database URL (e.g. postgresql://user:pw@host/db)") from e
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            return RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
-            )
-        except (sqlalchemy.exc.SQLAlchemyError, ImportError) as e:
-            cause = (str(getattr(e, "orig", None) or e).strip().splitlines() or [type(e).__name__])[0]
-            raise UserError(f"cannot open storage {shown}: {cause}") from e
+    make = functools.partial(
+        RDBStorage,
+        url,
+        engine_kwargs=engine_kwargs,
+        heartbeat_interval=HEARTBEAT_S,
+        grace_period=GRACE_S,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+    )
+    try:
+        for _ in range(STORAGE_ATTEMPTS - 1):
+            try:
+                return make()
+            except sqlalchemy.exc.IntegrityError:
+                # Processes started together on an empty database race to create Optuna's tables: one wins.
+                time.sleep(1.0 + random.random())
+        return make()
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as e:
+        cause = (str(getattr(e, "orig", None) or e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f"cannot open storage {shown}: {cause}") from e
 
 
 def load_study(search: Search) -> optuna.Study:
@@ -130,9 +140,7 @@ def load_study(search: Search) -> optuna.Study:
     url = search.options.storage or f"sqlite:///{(search.folder / 'study.db').resolve()}"
     storage = open_storage(url)
     startup = max(2, min(10, search.options.trials // 4))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(n_startup_trials=startup, multivariate=True, constant_liar=True)
+    sampler = optuna.samplers.TPESampler(n_startup_trials=startup, multivariate=True, constant_liar=True)
     study = optuna.create_study(
         storage=storage,
         study_name=search.name,
@@ -192,8 +200,15 @@ class Objective:
             if sys.stderr.isatty():
                 print(f"\r\033[K{head} | {status_line(started)}"[:220], end="", file=sys.stderr, flush=True)
 
-        print_line(f"dqnkit: trial {trial.number}: {', '.join(f'{k}={v}' for k, v in params.items())}")
-        run_seeds(runs, child, options.jobs or options.seeds, check, lambda text: print_line(f"  {text}"))
+        shown = ", ".join(
+            f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in params.items()
+        )
+        print_line(f"dqnkit: trial {trial.number}: {shown}")
+        try:
+            run_seeds(runs, child, options.jobs or options.seeds, check, lambda text: print_line(f"  {text}"))
+        except KeyboardInterrupt:
+            trial.set_user_attr("failure", "interrupted; its values run again as a new trial")
+            raise
         return self._score(trial, runs)
 
     def _head(self, number: int) -> str:
@@ -214,7 +229,11 @@ class Objective:
         self.failures_in_a_row = 0
         summaries = [s for s in (run.summary() for run in runs) if s is not None]
         value = trial_value(
-            self.search.options.objective, summaries, [curve_of(r) for r in runs], self.search.budget, self.search.stop_value
+            self.search.options.objective,
+            summaries,
+            [curve_of(r) for r in runs],
+            self.search.budget,
+            self.search.stop_value,
         )
         solved = sum(s["stop_reason"] == "stop_value" for s in summaries)
         wall = statistics.median(float(s["wall_seconds"]) for s in summaries)
@@ -239,18 +258,20 @@ def describe(objective: str, value: float | None) -> str:
 def tune(options: TuneOptions) -> int:
     """Run the study until it holds --trials completed or pruned trials; returns the exit code."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat, TPE's options
     search = prepare(options)
     study = load_study(search)
+    kept = "study.db" if options.storage is None else "shared storage"
     print(
-        f"dqnkit: study {search.name!r} in {search.folder}/ ({options.storage and 'shared storage' or 'study.db'}): "
+        f"dqnkit: study {search.name!r} in {search.folder}/ ({kept}): "
         f"{options.trials} trials x {options.seeds} seeds, {search.budget:,} env steps each, space {search.space_file}",
         file=sys.stderr,
     )
     objective = Objective(search, study)
     counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    callbacks = [
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
         optuna.study.MaxTrialsCallback(options.trials, states=counted),
-        lambda study, trial: _after_trial(search, study, trial),
+        functools.partial(_after_trial, search),
     ]
     started = time.monotonic()
     try:
@@ -260,13 +281,23 @@ def tune(options: TuneOptions) -> int:
         _queue_again(study, objective.current)
         report.write_reports(study, search.folder, search.given, search.compiled)
         raise
-    report.write_reports(study, search.folder, search.given, search.compiled)
+    for note in report.write_reports(study, search.folder, search.given, search.compiled):
+        print(f"dqnkit: {note}", file=sys.stderr)
     _print_outcome(search, study, time.monotonic() - started)
     return 0
 
 
 def _after_trial(search: Search, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     text = trial.user_attrs.get("summary") or trial.user_attrs.get("failure") or ""
+    if trial.state == optuna.trial.TrialState.PRUNED and trial.intermediate_values:
+        step = max(trial.intermediate_values)
+        value = trial.intermediate_values[step]
+        there = (
+            f"median evaluation {value:.1f} below the stop value"
+            if search.options.objective == "steps"
+            else (f"median mean evaluation {value:.1f} so far")
+        )
+        text = f"at {step:,} env steps: {there}"
     print_line(f"dqnkit: trial {trial.number} {trial.state.name.lower()}{': ' + text if text else ''}")
     report.write_reports(study, search.folder, search.given, search.compiled)
 

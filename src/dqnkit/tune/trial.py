@@ -55,7 +55,11 @@ class Reporter:
 
 
 def run_seeds(
-    runs: list[SeedRun], child_args: list[str], jobs: int, check: Callable[[list[SeedRun]], None], show: Callable[[str], None]
+    runs: list[SeedRun],
+    child_args: list[str],
+    jobs: int,
+    check: Callable[[list[SeedRun]], None],
+    show: Callable[[str], None],
 ) -> None:
     """Train every run, `jobs` at a time, calling `check` on the started runs every second. Whatever stops this early
     (pruning, Ctrl-C) stops the runs still going: each saves its final checkpoint and summary before it exits."""

@@ -1,0 +1,132 @@
+"""dqn-tune's logic in process: search spaces (the files users edit), the objective and what pruning compares."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from dqnkit.config import compile_dqn_config, load_config_file, parse_override, to_plain
+from dqnkit.errors import UserError
+from dqnkit.tune.objective import Curve, area_value, intermediate, report_steps, seed_steps, steps_value
+from dqnkit.tune.space import SPACES_DIR, Choices, Range, as_overrides, load_space, sample
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@pytest.fixture(scope="module")
+def cartpole() -> dict[str, Any]:
+    main, create = load_config_file(CONFIGS / "cartpole.py")
+    return dict(to_plain(compile_dqn_config(main, create, 0)))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("policy_type", ["dqn", "c51", "qrdqn", "iqn", "rainbow"])
+def test_every_default_space_fits_its_policy_type(policy_type: str) -> None:
+    config = "cartpole.py" if policy_type == "dqn" else f"cartpole_{policy_type}.py"
+    main, create = load_config_file(CONFIGS / config)
+    space = load_space(SPACES_DIR / f"{policy_type}.yaml", dict(to_plain(compile_dqn_config(main, create, 0))))
+    keys = {entry.key for entry in space}
+    assert {"policy.learn.learning_rate", "policy.learn.update_per_collect", "policy.nstep"} <= keys
+
+
+def test_a_space_reads_choices_and_ranges(tmp_path: Path, cartpole: dict[str, Any]) -> None:
+    space = load_space(
+        write(
+            tmp_path,
+            "policy.learn.batch_size: [32, 64]\n"
+            "policy.learn.learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}\n"
+            "policy.other.eps.decay: {low: 1000, high: 5000}\n"
+            "policy.model.encoder_hidden_size_list: [[64, 64], [128]]\n",
+        ),
+        cartpole,
+    )
+    assert space == [
+        Choices("policy.learn.batch_size", (32, 64)),
+        Range("policy.learn.learning_rate", 1e-4, 1e-2, log=True, integer=False),
+        Range("policy.other.eps.decay", 1000, 5000, log=False, integer=True),
+        Choices("policy.model.encoder_hidden_size_list", ([64, 64], [128])),
+    ]
+
+
+def test_sampled_values_become_dqn_train_overrides(tmp_path: Path, cartpole: dict[str, Any]) -> None:
+    space = load_space(SPACES_DIR / "dqn.yaml", cartpole)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        params = sample(space, study.ask())
+        assert 1e-4 <= params["policy.learn.learning_rate"] <= 3e-3
+        assert isinstance(params["policy.other.eps.decay"], int)
+        widths = params["policy.model.encoder_hidden_size_list"]
+        assert isinstance(widths, list) and all(isinstance(w, int) for w in widths)
+        # what dqn-train --set reads back is the sampled value, lists included
+        assert dict(parse_override(o) for o in as_overrides(params)) == params
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("policy.learn.learnin_rate: [0.001]\n", "did you mean policy.learn.learning_rate?"),
+        ("policy.learn.batch_size: []\n", "has no choices"),
+        ("policy.learn.batch_size: [32, 6.5]\n", "expected an integer"),
+        ("policy.learn.learning_rate: {low: 0.01, high: 0.001}\n", "needs low < high"),
+        ("policy.learn.learning_rate: {low: 0, high: 0.1, log: true}\n", "low > 0 with log"),
+        ("policy.learn.learning_rate: {low: 0.001}\n", "must be a list of choices or {low: L, high: H}"),
+        ("policy.learn: [1]\n", "is a section"),
+        ("- just a list\n", "must map config keys"),
+        ("a: [1\n", "is not valid YAML"),
+    ],
+)
+def test_a_bad_space_is_one_line_naming_the_entry(
+    tmp_path: Path, cartpole: dict[str, Any], text: str, fragment: str
+) -> None:
+    with pytest.raises(UserError, match=None) as caught:
+        load_space(write(tmp_path, text), cartpole)
+    assert fragment in str(caught.value)
+
+
+def summary(reason: str, env_steps: int, best: float, last: float) -> dict[str, Any]:
+    return {"stop_reason": reason, "env_steps": env_steps, "best_eval": best, "last_eval": {"mean": last}}
+
+
+def test_steps_counts_a_seed_that_did_not_stop_as_the_budget_plus_its_shortfall() -> None:
+    assert seed_steps(summary("stop_value", 41_000, 230, 230), 100_000, 200) == 41_000
+    assert seed_steps(summary("max_env_steps", 100_000, 150, 120), 100_000, 200) == 125_000  # 50 short of 200
+    assert seed_steps(summary("max_env_steps", 100_000, -500, -500), 100_000, 200) == 200_000  # capped
+
+
+def test_steps_is_the_median_seed_and_a_better_stop_breaks_ties() -> None:
+    solved = [summary("stop_value", s, 250, 250) for s in (40_000, 60_000, 90_000)]
+    assert steps_value(solved, 100_000, 200) == pytest.approx(60_000 + 0.49 * 0.75)
+    better = [summary("stop_value", s, 300, 300) for s in (40_000, 60_000, 90_000)]
+    assert steps_value(better, 100_000, 200) < steps_value(solved, 100_000, 200) < 60_001
+    one_failed = [*solved[:2], summary("max_env_steps", 100_000, 100, 90)]
+    assert steps_value(one_failed, 100_000, 200) == steps_value(solved, 100_000, 200)  # the median seed decides
+
+
+def test_area_is_the_mean_evaluation_along_the_budget() -> None:
+    # 0 until step 500, 100 from then on; a run that stopped at 1000 keeps its last value to the budget of 2000
+    stopped = Curve((0, 500, 1000), (0.0, 100.0, 100.0), ended=True)
+    assert stopped.area(2000) == pytest.approx(75.0)
+    assert stopped.area(1000) == pytest.approx(50.0)
+    assert area_value([stopped, Curve((0, 2000), (10.0, 10.0), True), Curve((0,), (20.0,), True)], 2000) == 20.0
+    assert math.isnan(Curve((), (), ended=False).area(2000))
+
+
+def test_pruning_waits_for_every_seed_and_compares_the_median() -> None:
+    fast = Curve((0, 1000, 2000), (0.0, 100.0, 150.0), ended=False)
+    slow = Curve((0, 1000), (0.0, 50.0), ended=False)
+    done = Curve((0, 500), (10.0, 210.0), ended=True)  # stopped at the stop value, holds it
+    assert intermediate("steps", [fast, slow], 2000, 200.0) is None  # slow has not got there
+    assert intermediate("steps", [fast, slow, done], 1000, 200.0) == pytest.approx(100.0)  # median 100
+    assert intermediate("steps", [done], 5000, 200.0) == 0.0
+    # areas so far: fast (0 * 1000 + 100 * 1000) / 2000 = 50, done (10 * 500 + 210 * 1500) / 2000 = 160
+    assert intermediate("area", [fast, done], 2000, 200.0) == pytest.approx(105.0)
+    assert report_steps(100_000)[:2] == [5_000, 10_000] and report_steps(100_000)[-1] == 100_000
