@@ -33,7 +33,7 @@ def params(row: dict[str, str]) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_a_study_survives_ctrl_c_and_the_same_command_continues_it(tmp_path: Path) -> None:
-    command = [str(BIN / "dqn-tune"), *TINY, "--trials", "2"]
+    command = [str(BIN / "dqn-tune"), *TINY, "--trials", "1"]
     proc = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True)
     metrics = tmp_path / "studies/cartpole_dqn/trials/trial_0000/seed0/metrics.csv"
     deadline = time.monotonic() + 120
@@ -45,14 +45,13 @@ def test_a_study_survives_ctrl_c_and_the_same_command_continues_it(tmp_path: Pat
     assert proc.returncode == 130, stderr
     assert "trial 0 was interrupted; the same command runs its values again first" in stderr
 
-    again = cli("dqn-tune", *TINY, "--trials", "2", cwd=tmp_path, timeout=240)
+    again = cli("dqn-tune", *TINY, "--trials", "1", cwd=tmp_path, timeout=240)
     assert again.returncode == 0, again.stderr
     study = tmp_path / "studies/cartpole_dqn"
     rows = trials(study)
-    assert rows[0]["state"] == "FAIL" and "interrupted" in rows[0]["user_attrs_failure"]
-    assert sorted(row["state"] for row in rows[1:]) in (["COMPLETE", "COMPLETE"], ["COMPLETE", "PRUNED"])
+    assert [row["state"] for row in rows] == ["FAIL", "COMPLETE"] and "interrupted" in rows[0]["user_attrs_failure"]
     assert params(rows[1]) == params(rows[0])  # the interrupted values ran again, first
-    for png in ("optimization_history.png", "param_importances.png", "best_trial_curves.png"):
+    for png in ("optimization_history.png", "best_trial_curves.png"):
         assert (study / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
     assert "best trial" in again.stderr and f"dqn-train --config {Path('studies/cartpole_dqn/best_config.py')}" in (
         again.stderr
@@ -115,6 +114,7 @@ def test_two_processes_share_one_study_on_postgresql(tmp_path: Path, postgres: s
     assert numbers == list(range(len(rows)))
     finished = [row for row in rows if row["state"] in ("COMPLETE", "PRUNED")]
     assert 4 <= len(finished) <= 5  # the last trial each process started may overshoot by one
+    assert (tmp_path / "a" / "param_importances.png").read_bytes()[:4] == b"\x89PNG"
     ran = {name: {int(p.name.split("_")[1]) for p in (tmp_path / name / "trials").iterdir()} for name in "ab"}
     assert ran["a"] and ran["b"], ran  # both processes did trials of the study
     assert not ran["a"] & ran["b"] and ran["a"] | ran["b"] == set(numbers)  # each trial ran exactly once
