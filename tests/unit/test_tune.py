@@ -12,7 +12,7 @@ import pytest
 from dqnkit.config import compile_dqn_config, load_config_file, parse_override, to_plain
 from dqnkit.errors import UserError
 from dqnkit.tune.objective import Curve, area_value, intermediate, report_steps, seed_steps, steps_value
-from dqnkit.tune.space import SPACES_DIR, Choices, Range, as_overrides, load_space, sample
+from dqnkit.tune.space import SPACES_DIR, Choices, Range, as_overrides, derived, load_space, sample
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -130,3 +130,11 @@ def test_pruning_waits_for_every_seed_and_compares_the_median() -> None:
     # areas so far: fast (0 * 1000 + 100 * 1000) / 2000 = 50, done (10 * 500 + 210 * 1500) / 2000 = 160
     assert intermediate("area", [fast, done], 2000, 200.0) == pytest.approx(105.0)
     assert report_steps(100_000)[:2] == [5_000, 10_000] and report_steps(100_000)[-1] == 100_000
+
+
+def test_evaluations_stay_as_many_env_steps_apart_as_the_config_says(cartpole: dict[str, Any]) -> None:
+    # cartpole.py: eval_freq 100 iterations of 5 updates per 32 env steps = every 640 env steps
+    assert derived(cartpole, {"policy.learn.update_per_collect": 10}) == {"policy.eval.evaluator.eval_freq": 200}
+    assert derived(cartpole, {"policy.collect.n_sample": 64}) == {"policy.eval.evaluator.eval_freq": 50}
+    assert derived(cartpole, {"policy.learn.batch_size": 64}) == {}
+    assert derived(cartpole, {"policy.collect.n_sample": 64, "policy.eval.evaluator.eval_freq": 7}) == {}

@@ -42,9 +42,10 @@ def best_config_text(
 ) -> str:
     """The user's config (after --set) with the best trial's values, as a config file dqn-train loads."""
     main, create = to_plain(given[0]), to_plain(given[1])
-    apply_overrides(main, [parse_override(o) for o in as_overrides(trial.params)], to_plain(compiled))
+    values = trial.user_attrs.get("config", trial.params)
+    apply_overrides(main, [parse_override(o) for o in as_overrides(values)], to_plain(compiled))
     main["exp_name"] = f"{main.get('exp_name', 'dqn')}_tuned"
-    lines = [f"#   {key} = {value!r}" for key, value in trial.params.items()]
+    lines = [f"#   {key} = {value!r}" for key, value in values.items()]
     return (
         f"# dqn-tune study {study.study_name!r}: trial {trial.number}, objective {trial.value:.6g}\n"
         f"# ({trial.user_attrs.get('summary', '')}). Its values:\n" + "\n".join(lines) + "\n"

@@ -24,6 +24,9 @@ from dqnkit.errors import UserError
 
 SPACES_DIR = Path(__file__).with_name("spaces")
 RANGE_KEYS = {"low", "high", "log"}
+EVAL_FREQ = "policy.eval.evaluator.eval_freq"
+UPDATES = "policy.learn.update_per_collect"
+COLLECTED = "policy.collect.n_sample"
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,18 @@ def _entry(path: Path, key: str, spec: Any, known: dict[str, Any]) -> Entry:
 def sample(space: list[Entry], trial: optuna.Trial) -> dict[str, Any]:
     """One configuration: each key's value for this trial."""
     return {entry.key: entry.suggest(trial) for entry in space}
+
+
+def derived(compiled: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Keys that follow from the sampled ones. `eval_freq` counts train iterations: a trial that changes how many
+    env steps an iteration takes gets it rescaled, so that every trial is evaluated as many env steps apart as the
+    config says and the stop rule judges all of them on the same grid."""
+    known = flat_keys(compiled)
+    if EVAL_FREQ in params or not {UPDATES, COLLECTED} & set(params):
+        return {}
+    updates, collected = params.get(UPDATES, known[UPDATES]), params.get(COLLECTED, known[COLLECTED])
+    env_steps_apart = known[EVAL_FREQ] * known[COLLECTED] / known[UPDATES]
+    return {EVAL_FREQ: max(1, round(env_steps_apart * updates / collected))}
 
 
 def as_overrides(params: dict[str, Any]) -> list[str]:

@@ -27,7 +27,7 @@ from dqnkit.train.plan import TrainOptions, plan_run, run_name
 from dqnkit.train.seeds import SeedRun
 from dqnkit.tune import report
 from dqnkit.tune.objective import OBJECTIVES, trial_value
-from dqnkit.tune.space import Entry, as_overrides, default_space_file, load_space, sample
+from dqnkit.tune.space import Entry, as_overrides, default_space_file, derived, load_space, sample
 from dqnkit.tune.trial import Reporter, curve_of, failure, print_line, run_seeds, seed_runs, status_line
 
 HEARTBEAT_S = 20
@@ -186,6 +186,8 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         self.current = trial.number
         params = sample(self.search.space, trial)
+        params.update(derived(_plain(self.search.compiled), params))
+        trial.set_user_attr("config", params)  # the values the seeds trained with, derived ones included
         trial_dir = self.search.folder / "trials" / f"trial_{trial.number:04d}"
         runs = seed_runs(trial_dir, self.search.seeds)
         trial.set_user_attr("run_dirs", [str(run.run_dir.resolve()) for run in runs])
