@@ -12,7 +12,7 @@ import pytest
 from dqnkit.config import compile_dqn_config, load_config_file, parse_override, to_plain
 from dqnkit.errors import UserError
 from dqnkit.tune.objective import Curve, area_value, intermediate, report_steps, seed_steps, steps_value
-from dqnkit.tune.space import SPACES_DIR, Choices, Range, as_overrides, derived, load_space, sample
+from dqnkit.tune.space import SPACES_DIR, Choices, Range, as_overrides, config_values, derived, load_space, sample
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -138,3 +138,27 @@ def test_evaluations_stay_as_many_env_steps_apart_as_the_config_says(cartpole: d
     assert derived(cartpole, {"policy.collect.n_sample": 64}) == {"policy.eval.evaluator.eval_freq": 50}
     assert derived(cartpole, {"policy.learn.batch_size": 64}) == {}
     assert derived(cartpole, {"policy.collect.n_sample": 64, "policy.eval.evaluator.eval_freq": 7}) == {}
+
+
+def test_the_configs_own_values_start_the_search_when_the_space_holds_them(
+    tmp_path: Path, cartpole: dict[str, Any]
+) -> None:
+    assert config_values(load_space(SPACES_DIR / "dqn.yaml", cartpole), cartpole) is not None
+    outside = load_space(write(tmp_path, "policy.nstep: [3, 5]\n"), cartpole)
+    assert config_values(outside, cartpole) is None  # cartpole.py's nstep is 1
+    narrow = load_space(
+        write(
+            tmp_path,
+            "policy.model.encoder_hidden_size_list: [[128, 128, 64], [64]]\n"
+            "policy.learn.learning_rate: {low: 1.0e-4, high: 1.0e-2}\n",
+        ),
+        cartpole,
+    )
+    values = config_values(narrow, cartpole)
+    assert values == {"policy.model.encoder_hidden_size_list": "[128, 128, 64]", "policy.learn.learning_rate": 0.001}
+    study = optuna.create_study()
+    study.enqueue_trial(values)
+    assert sample(narrow, study.ask()) == {
+        "policy.model.encoder_hidden_size_list": [128, 128, 64],
+        "policy.learn.learning_rate": 0.001,
+    }

@@ -118,6 +118,23 @@ def sample(space: list[Entry], trial: optuna.Trial) -> dict[str, Any]:
     return {entry.key: entry.suggest(trial) for entry in space}
 
 
+def config_values(space: list[Entry], compiled: dict[str, Any]) -> dict[str, Any] | None:
+    """The config's own values of the space's keys, as Optuna stores them; None when one lies outside the space."""
+    known = flat_keys(compiled)
+    values: dict[str, Any] = {}
+    for entry in space:
+        value = known[entry.key]
+        if isinstance(entry, Choices):
+            if value not in entry.values:
+                return None
+            values[entry.key] = json.dumps(value) if isinstance(value, list) else value
+        elif isinstance(value, bool) or not isinstance(value, int | float) or not entry.low <= value <= entry.high:
+            return None
+        else:
+            values[entry.key] = value
+    return values
+
+
 def derived(compiled: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """Keys that follow from the sampled ones. `eval_freq` counts train iterations: a trial that changes how many
     env steps an iteration takes gets it rescaled, so that every trial is evaluated as many env steps apart as the

@@ -27,7 +27,7 @@ from dqnkit.train.plan import TrainOptions, plan_run, run_name
 from dqnkit.train.seeds import SeedRun
 from dqnkit.tune import report
 from dqnkit.tune.objective import OBJECTIVES, trial_value
-from dqnkit.tune.space import Entry, as_overrides, default_space_file, derived, load_space, sample
+from dqnkit.tune.space import Entry, as_overrides, config_values, default_space_file, derived, load_space, sample
 from dqnkit.tune.trial import Reporter, curve_of, failure, print_line, run_seeds, seed_runs, status_line
 
 HEARTBEAT_S = 20
@@ -150,7 +150,18 @@ def load_study(search: Search) -> optuna.Study:
         load_if_exists=True,
     )
     _check_settings(study, search.settings())
+    if not study.trials:
+        _enqueue_baseline(study, search)
     return study
+
+
+def _enqueue_baseline(study: optuna.Study, search: Search) -> None:
+    """The config as given is the first trial: the search starts from it, and every trial compares with it."""
+    values = config_values(search.space, _plain(search.compiled))
+    if values is None:
+        print("dqnkit: the config's own values lie outside the space: the search starts without them", file=sys.stderr)
+        return
+    study.enqueue_trial(values, user_attrs={"baseline": True}, skip_if_exists=True)
 
 
 def _pruner(name: str, budget: int) -> optuna.pruners.BasePruner:
@@ -205,7 +216,8 @@ class Objective:
         shown = ", ".join(
             f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in params.items()
         )
-        print_line(f"dqnkit: trial {trial.number}: {shown}")
+        given = " (the config as given)" if trial.user_attrs.get("baseline") else ""
+        print_line(f"dqnkit: trial {trial.number}{given}: {shown}")
         try:
             run_seeds(runs, child, options.jobs or options.seeds, check, lambda text: print_line(f"  {text}"))
         except KeyboardInterrupt:
