@@ -1,12 +1,22 @@
-"""Benchmark: DI-engine's stock DQN recipe against dqnkit's default config, alternately, on this machine.
+"""Benchmark: DI-engine's stock DQN recipe, dqnkit's configs and Stable-Baselines3 with RL Zoo's tuned DQN,
+alternately, seed by seed, on this machine.
 
-For every seed it runs the stock recipe (DI-engine's dizoo config through the same middleware pipeline as
-dizoo/box2d/lunarlander/entry/lunarlander_dqn_example.py, CUDA off) and then dqnkit's config, and records env steps
-and wall seconds to the stop checkpoint, env steps/s, train iterations, and a greedy evaluation of the stop
-checkpoint on fixed seeds (1000, 1001, ...). Writes benchmarks/results/train-<date>.{json,md,png}.
+- stock: DI-engine's dizoo config through the same middleware pipeline as
+  dizoo/box2d/lunarlander/entry/lunarlander_dqn_example.py, CUDA off (LunarLander-v2, gym 0.25).
+- dqnkit systems (--dqnkit NAME=CONFIG): dqn-train with that config (default: configs/lunarlander.py on v2 and
+  configs/lunarlander_v3.py on Gymnasium's v3).
+- sb3: scripts/sb3_run.py in a virtual environment of its own (benchmarks/.sb3-venv, installed on first use),
+  RL Zoo's hyperparameters for --sb3-env-id read from the installed rl_zoo3, judged by the first dqnkit config's
+  stop rule (the same evaluations, as many env steps apart).
 
-    python scripts/bench_train.py                       # LunarLander, seeds 0 1 2 (about 30 minutes on 2 cores)
-    python scripts/bench_train.py --seeds 0 --config configs/cartpole.py \
+Each run records env steps and wall seconds to its stop (or the end of its budget), env steps/s, and a
+greedy evaluation of the stop checkpoint on fixed seeds (1000, 1001, ...). Writes
+benchmarks/results/train-<date>.{json,md,png}.
+
+    python scripts/bench_train.py                       # LunarLander, seeds 0 1 2 (about an hour on 2 cores)
+    python scripts/bench_train.py --seeds 100 101 --systems dqnkit-v3 tuned sb3 \
+        --dqnkit dqnkit-v3=configs/lunarlander_v3.py --dqnkit tuned=studies/ll/best_config.py
+    python scripts/bench_train.py --seeds 0 --dqnkit dqnkit=configs/cartpole.py --systems stock dqnkit \
         --stock-config dizoo/classic_control/cartpole/config/cartpole_dqn_config.py --max-env-steps 3000
 """
 
@@ -28,6 +38,11 @@ from results_io import RESULTS, command_line, machine, plot_learning_curves, sav
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STOCK_CONFIG = "dizoo/box2d/lunarlander/config/lunarlander_dqn_config.py"
+DEFAULT_DQNKIT = [
+    ("dqnkit", str(REPO / "configs" / "lunarlander.py")),
+    ("dqnkit-v3", str(REPO / "configs" / "lunarlander_v3.py")),
+]
+SB3_PACKAGES = ["torch==2.13.0", "stable-baselines3==2.9.2", "rl_zoo3==2.9.2", "gymnasium[box2d]==1.4.0"]
 EVAL_SEED = 1000
 
 
@@ -147,14 +162,21 @@ def greedy_eval(checkpoint: Path, episodes: int, config: str | None) -> dict[str
 
 def one_run(system: str, seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     out = work / f"{system}_seed{seed}"
-    finished_marker = out / "ckpt" / "final.pth.tar" if system == "stock" else out / "summary.json"
     started = time.monotonic()
     if system == "stock":
+        finished_marker = out / "ckpt" / "final.pth.tar"
         cmd = [sys.executable, __file__, "--run-stock", str(out), "--stock-config", args.stock_config]
         cmd += ["--seed-one", str(seed), "--max-env-steps", str(args.max_env_steps)]
         cmd += ["--stock-env-id", args.stock_env_id]
+    elif system == "sb3":
+        finished_marker = out / "summary.json"
+        cmd = [str(sb3_python(args.sb3_venv)), str(REPO / "scripts" / "sb3_run.py"), "--out", str(out)]
+        cmd += ["--env-id", args.sb3_env_id, "--seed", str(seed), "--max-env-steps", str(args.max_env_steps)]
+        cmd += [*stop_rule_args(args.dqnkit[next(iter(args.dqnkit))]), "--final-episodes", str(args.eval_episodes)]
+        cmd += ["--final-seed", str(EVAL_SEED), "--success-threshold", str(args.solved_threshold)]
     else:
-        cmd = [str(BIN / "dqn-train"), "--config", args.config, "--seed", str(seed), "--runs-dir", str(work)]
+        finished_marker = out / "summary.json"
+        cmd = [str(BIN / "dqn-train"), "--config", args.dqnkit[system], "--seed", str(seed), "--runs-dir", str(work)]
         cmd += ["--exp-name", out.name, "--max-env-steps", str(args.max_env_steps), "--quiet"]
     if finished_marker.is_file():  # finished earlier in this --work folder: measure it, don't train again
         print(f"  reusing the finished run in {out}", file=sys.stderr)
@@ -163,6 +185,28 @@ def one_run(system: str, seed: int, args: argparse.Namespace, work: Path) -> dic
         quiet_env = {**os.environ, "PYTHONWARNINGS": "ignore"}
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=quiet_env)
     process_seconds = time.monotonic() - started
+    row = sb3_outcome(out) if system == "sb3" else ding_outcome(system, out, args)
+    return {"system": system, "seed": seed, **row, "process_seconds": round(process_seconds, 1)}
+
+
+def sb3_outcome(out: Path) -> dict[str, Any]:
+    """sb3_run.py judged itself by the stop rule and evaluated its model; its summary says how it went."""
+    summary = json.loads((out / "summary.json").read_text())
+    stopped = summary["stop_reason"] == "stop_value"
+    return {
+        "stopped_by_stop_value": stopped,
+        "env_steps": summary["env_steps"],
+        "wall_seconds": summary["wall_seconds"],
+        "train_iters": None,
+        "env_steps_per_second": summary["env_steps"] / summary["wall_seconds"],
+        "torch_threads": summary["torch_threads"],
+        "eval": summary["eval"],
+        "solved": stopped and summary["eval"]["mean"] >= 200.0,
+        "curve": read_curve(out / "metrics.csv"),
+    }
+
+
+def ding_outcome(system: str, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     curve = read_curve(out / "metrics.csv")
     if system == "stock":  # DI-engine's rule: the first evaluation whose mean reaches the stop value
         stop_value = _stop_value(args)
@@ -178,26 +222,49 @@ def one_run(system: str, seed: int, args: argparse.Namespace, work: Path) -> dic
         checkpoint = out / ("best.pth.tar" if solved_rows else "final.pth.tar")
         config = None
     evaluation = greedy_eval(checkpoint, args.eval_episodes, config)
-    threshold = args.solved_threshold
     env_steps = int(stop_row["env_step"])
-    if system == "dqnkit" and solved_rows:
+    if system != "stock" and solved_rows:
         # Its evaluations run beside training and are acted on dqnkit.eval_lag train iterations later: count the env
         # steps the run took until it stopped, not those of the evaluated weights (its metrics row's wall_seconds is
         # already the moment it acted on the evaluation).
         env_steps = int(json.loads((out / "summary.json").read_text())["env_steps"])
     return {
-        "system": system,
-        "seed": seed,
         "stopped_by_stop_value": bool(solved_rows),
         "env_steps": env_steps,
         "wall_seconds": stop_row["wall_seconds"],
         "train_iters": int(stop_row["train_iter"]),
         "env_steps_per_second": env_steps / stop_row["wall_seconds"] if stop_row["wall_seconds"] else None,
-        "process_seconds": round(process_seconds, 1),
+        "torch_threads": 1,
         "eval": evaluation,
-        "solved": bool(solved_rows) and evaluation["mean"] >= threshold,
+        "solved": bool(solved_rows) and evaluation["mean"] >= args.solved_threshold,
         "curve": curve,
     }
+
+
+def stop_rule_args(config: str) -> list[str]:
+    """dqnkit's stop rule as the config sets it, for sb3_run.py: the same evaluations, as many env steps apart."""
+    from dqnkit.train.plan import TrainOptions, plan_run
+
+    cfg = plan_run(TrainOptions(config=config), writes_run_folder=False).cfg
+    every = cfg.policy.eval.evaluator.eval_freq * cfg.policy.collect.n_sample / cfg.policy.learn.update_per_collect
+    minimum = cfg.dqnkit.stop_min_return
+    return [
+        *("--eval-every", str(round(every)), "--eval-episodes", str(cfg.env.n_evaluator_episode)),
+        *("--stop-value", str(cfg.env.stop_value), "--stop-min-return", str(-1e18 if minimum is None else minimum)),
+    ]
+
+
+def sb3_python(venv: Path) -> Path:
+    """A virtual environment of SB3's own (numpy 2 and gymnasium 1.x beside DI-engine's stack would not do), made
+    once; torch from the same version as dqnkit's."""
+    python = venv / "bin" / "python"
+    stamp = venv / ".installed"
+    if not stamp.is_file() or stamp.read_text() != " ".join(SB3_PACKAGES):
+        print(f"bench_train: installing {' '.join(SB3_PACKAGES)} into {venv} ...", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *SB3_PACKAGES], check=True)
+        stamp.write_text(" ".join(SB3_PACKAGES))
+    return python
 
 
 def _stock_config_path(rel: str) -> Path:
@@ -222,21 +289,28 @@ def median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize(runs: list[dict[str, Any]], systems: list[str], baseline: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for system in ("stock", "dqnkit"):
+    for system in systems:
         rows = [r for r in runs if r["system"] == system]
         out[system] = {
             "env_steps": median([r["env_steps"] for r in rows]),
             "wall_seconds": median([r["wall_seconds"] for r in rows]),
             "eval_mean": median([r["eval"]["mean"] for r in rows]),
             "success_rate": median([r["eval"]["success_rate"] for r in rows]),
+            "stopped": sum(r["stopped_by_stop_value"] for r in rows),
             "solved": sum(r["solved"] for r in rows),
             "runs": len(rows),
         }
-    stock, ours = out["stock"], out["dqnkit"]
-    out["ratio_env_steps"] = ours["env_steps"] / stock["env_steps"] if stock["env_steps"] else None
-    out["ratio_wall_seconds"] = ours["wall_seconds"] / stock["wall_seconds"] if stock["wall_seconds"] else None
+    base = out[baseline]
+    out["baseline"] = baseline
+    out["ratios"] = {
+        system: {
+            key: out[system][key] / base[key] if base[key] and out[system][key] is not None else None
+            for key in ("env_steps", "wall_seconds")
+        }
+        for system in systems
+    }
     return out
 
 
@@ -246,48 +320,66 @@ def markdown_report(runs: list[dict[str, Any]], summary: dict[str, Any], meta: d
         "",
         f"Machine: {meta['machine']}. Command: `{meta['command']}`.",
         f"Stop checkpoint evaluated greedily on {meta['eval_episodes']} episodes (seeds {EVAL_SEED}+); "
-        f"solved = stopped by the stop value and 100-episode mean >= {meta['solved_threshold']}.",
+        f"solved = stopped by the stop value and 100-episode mean >= {meta['solved_threshold']}. Env steps and wall "
+        "time are those to the stop, or to the end of the budget for a run that did not stop.",
         "",
-        "| system | seed | env steps | wall s | steps/s | train iters | eval mean | std | min | success | solved |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| system | seed | stopped | env steps | wall s | steps/s | threads | eval mean | std | min | success "
+        "| solved |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in runs:
         e = r["eval"]
         lines.append(
-            f"| {r['system']} | {r['seed']} | {r['env_steps']:,} | {r['wall_seconds']:.0f} | "
-            f"{r['env_steps_per_second']:.0f} | {r['train_iters']:,} | {e['mean']:.1f} | {e['std']:.1f} | "
-            f"{e['min']:.1f} | {e['success_rate']:.0%} | {'yes' if r['solved'] else 'no'} |"
+            f"| {r['system']} | {r['seed']} | {'yes' if r['stopped_by_stop_value'] else 'no'} | {r['env_steps']:,} | "
+            f"{r['wall_seconds']:.0f} | {r['env_steps_per_second']:.0f} | {r['torch_threads']} | {e['mean']:.1f} | "
+            f"{e['std']:.1f} | {e['min']:.1f} | {e['success_rate']:.0%} | {'yes' if r['solved'] else 'no'} |"
         )
+    baseline = summary["baseline"]
     lines += [
         "",
-        "| median | env steps | wall s | eval mean | success | solved runs |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| median | env steps | wall s | eval mean | success | stopped | solved | env steps / {baseline} | "
+        f"wall s / {baseline} |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for system in ("stock", "dqnkit"):
-        s = summary[system]
+    for system in meta["systems"]:
+        s, ratio = summary[system], summary["ratios"][system]
         lines.append(
             f"| {system} | {s['env_steps']:,.0f} | {s['wall_seconds']:.0f} | {s['eval_mean']:.1f} | "
-            f"{s['success_rate']:.0%} | {s['solved']}/{s['runs']} |"
+            f"{s['success_rate']:.0%} | {s['stopped']}/{s['runs']} | {s['solved']}/{s['runs']} | "
+            f"{ratio['env_steps']:.2f}x | {ratio['wall_seconds']:.2f}x |"
         )
-    lines += [
-        "",
-        f"Ratios dqnkit / stock (medians): env steps {summary['ratio_env_steps']:.2f}x, "
-        f"wall seconds {summary['ratio_wall_seconds']:.2f}x.",
-        "",
-    ]
-    return "\n".join(lines)
+    return "\n".join([*lines, ""])
+
+
+def named_config(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or name in ("stock", "sb3"):
+        raise argparse.ArgumentTypeError(f"expected NAME=CONFIG with a name other than stock or sb3, got {text!r}")
+    return name, path
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--config", default=str(REPO / "configs" / "lunarlander.py"), help="dqnkit config")
+    p.add_argument(
+        "--dqnkit",
+        type=named_config,
+        action="append",
+        metavar="NAME=CONFIG",
+        help="a dqnkit system: its name and config (repeatable; default dqnkit=configs/lunarlander.py "
+        "dqnkit-v3=configs/lunarlander_v3.py); the first one's stop rule judges SB3",
+    )
+    p.add_argument("--systems", nargs="+", help="which systems, in the order they alternate (default: all)")
+    p.add_argument("--baseline", help="ratios against this system (default: sb3 if it runs, else stock)")
     p.add_argument("--stock-config", default=STOCK_CONFIG, help="DI-engine config, relative to site-packages")
     p.add_argument("--stock-env-id", default="LunarLander-v2", help="env id when the stock config names none")
-    p.add_argument("--max-env-steps", type=int, default=400_000, help="cap per run")
+    p.add_argument("--sb3-env-id", default="LunarLander-v3", help="RL Zoo's hyperparameters for this env id")
+    p.add_argument("--sb3-venv", type=Path, default=REPO / "benchmarks" / ".sb3-venv", help="made on first use")
+    p.add_argument("--max-env-steps", type=int, default=400_000, help="cap per run (SB3: RL Zoo's own if lower)")
     p.add_argument("--eval-episodes", type=int, default=100)
     p.add_argument("--solved-threshold", type=float, default=200.0)
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--tag", default="", help="appended to the results' name: train-<tag>-<date>")
     p.add_argument("--work", type=Path, help="where runs go (default: a folder under --out/bench-runs)")
     p.add_argument("--run-stock", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--seed-one", type=int, help=argparse.SUPPRESS)
@@ -295,13 +387,19 @@ def main() -> None:
     if args.run_stock is not None:
         run_stock(args.stock_config, args.seed_one, args.run_stock, args.max_env_steps, args.stock_env_id)
         return
+    args.dqnkit = dict(args.dqnkit or DEFAULT_DQNKIT)
+    systems = args.systems or ["stock", *args.dqnkit, "sb3"]
+    unknown = [s for s in systems if s not in ("stock", "sb3", *args.dqnkit)]
+    if unknown:
+        p.error(f"unknown system {unknown[0]!r}: stock, sb3 or a --dqnkit name ({', '.join(args.dqnkit)})")
+    baseline = args.baseline or ("sb3" if "sb3" in systems else systems[0])
 
     stamp = date.today().isoformat()
     work = args.work or args.out / "bench-runs" / f"train-{stamp}-{int(time.time())}"
     work.mkdir(parents=True, exist_ok=True)
     runs = []
     for seed in args.seeds:
-        for system in ("stock", "dqnkit"):
+        for system in systems:
             print(f"bench_train: {system} seed {seed} ...", file=sys.stderr, flush=True)
             runs.append(one_run(system, seed, args, work))
             r = runs[-1]
@@ -310,17 +408,20 @@ def main() -> None:
                 file=sys.stderr,
                 flush=True,
             )
-    summary = summarize(runs)
+    summary = summarize(runs, systems, baseline)
     meta = {
         "date": stamp,
         "machine": machine(),
         "command": command_line("bench_train.py"),
+        "systems": systems,
+        "configs": {**args.dqnkit, "stock": args.stock_config, "sb3": f"rl_zoo3 dqn.yml {args.sb3_env_id}"},
         "eval_episodes": args.eval_episodes,
         "solved_threshold": args.solved_threshold,
     }
     data = {"meta": meta, "summary": summary, "runs": runs}
-    base = save_results(args.out, "train", data, markdown_report(runs, summary, meta))
-    plot_learning_curves(base.with_suffix(".png"), runs, "system", "DI-engine stock recipe vs dqnkit: eval return")
+    kind = f"train-{args.tag}" if args.tag else "train"
+    base = save_results(args.out, kind, data, markdown_report(runs, summary, meta))
+    plot_learning_curves(base.with_suffix(".png"), runs, "system", f"{' vs '.join(systems)}: eval return")
 
 
 if __name__ == "__main__":

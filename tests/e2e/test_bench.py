@@ -23,8 +23,11 @@ def test_bench_train_runs_both_systems_and_writes_json_md_png(tmp_path: Path) ->
         "bench_train.py",
         "--seeds",
         "0",
-        "--config",
-        str(CONFIGS / "cartpole.py"),
+        "--dqnkit",
+        f"dqnkit={CONFIGS / 'cartpole.py'}",
+        "--systems",
+        "stock",
+        "dqnkit",
         "--stock-config",
         "dizoo/classic_control/cartpole/config/cartpole_dqn_config.py",
         "--stock-env-id",
@@ -42,7 +45,7 @@ def test_bench_train_runs_both_systems_and_writes_json_md_png(tmp_path: Path) ->
     for run in data["runs"]:
         assert run["env_steps"] > 0 and run["wall_seconds"] > 0 and len(run["curve"]) >= 1
         assert set(run["eval"]) == {"mean", "std", "min", "success_rate"}
-    assert "ratio_env_steps" in data["summary"]
+    assert data["summary"]["baseline"] == "stock" and data["summary"]["ratios"]["dqnkit"]["env_steps"] > 0
     assert "| stock | 0 |" in result.with_suffix(".md").read_text()
     assert result.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 

@@ -95,7 +95,7 @@ def postgres() -> Iterator[str]:
         )
         yield f"postgresql://tune@127.0.0.1:{port}/study"
     finally:
-        subprocess.run([*ctl, "stop", "-m", "fast"], capture_output=True)
+        subprocess.run([*ctl, "stop", "-m", "immediate"], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
 
 
