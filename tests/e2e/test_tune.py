@@ -11,6 +11,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,3 +137,17 @@ def test_mistakes_are_one_line_and_exit_2(tmp_path: Path, space: str | None, ext
     result = cli("dqn-tune", *TINY, *extra, cwd=tmp_path, timeout=120)
     assert_user_error(result, fragment)
     assert not (tmp_path / "studies" / "cartpole_dqn" / "trials").exists()
+
+
+@pytest.mark.contract
+def test_help_names_every_option_and_imports_neither_ding_torch_nor_optuna() -> None:
+    code = (
+        "import sys\n"
+        "from dqnkit.cli import tune\n"
+        "try:\n    tune.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert not {'ding', 'torch', 'optuna'} & set(sys.modules), 'heavy import on --help'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    for flag in ("--trials", "--seeds", "--jobs", "--space", "--print-space", "--storage", "--study", "--out"):
+        assert flag in proc.stdout, flag
