@@ -9,9 +9,9 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
