@@ -30,7 +30,9 @@ consistent: the same command continues it, running the interrupted trial's value
 def build_parser() -> argparse.ArgumentParser:
     p = make_parser("dqn-tune", __doc__ or "", EPILOG)
     p.add_argument("--config", required=True, help="the config to tune (.py or .yaml, as for dqn-train)")
-    p.add_argument("--trials", type=positive_int, default=20, help="completed or pruned trials the study ends with (default 20)")
+    p.add_argument(
+        "--trials", type=positive_int, default=20, help="completed or pruned trials the study ends with (default 20)"
+    )
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds each trial trains on: 0..K-1 (default 3)")
     p.add_argument("--jobs", type=positive_int, help="training runs at a time (default: --seeds, all of a trial)")
     p.add_argument("--space", help="search space YAML (default: dqnkit's for the config's policy type)")
