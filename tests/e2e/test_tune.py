@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import json
 import os
 import shutil
 import signal
@@ -33,7 +34,7 @@ def params(row: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_a_study_survives_ctrl_c_and_the_same_command_continues_it(tmp_path: Path) -> None:
+def test_a_stopped_study_stays_consistent_and_the_same_command_continues_it(tmp_path: Path) -> None:
     command = [str(BIN / "dqn-tune"), *TINY, "--trials", "1"]
     proc = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True)
     metrics = tmp_path / "studies/cartpole_dqn/trials/trial_0000/seed0/metrics.csv"
@@ -41,10 +42,13 @@ def test_a_study_survives_ctrl_c_and_the_same_command_continues_it(tmp_path: Pat
     while not (metrics.is_file() and len(metrics.read_text().splitlines()) > 2):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: dqn-tune and its training runs
+    os.kill(proc.pid, signal.SIGTERM)  # to dqn-tune alone (a terminal's Ctrl-C would reach its runs too)
     _, stderr = proc.communicate(timeout=90)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 143, stderr
     assert "trial 0 was interrupted; the same command runs its values again first" in stderr
+    for seed in (0, 1):  # dqn-tune stopped its runs, and they saved their final checkpoints
+        summary = json.loads((metrics.parents[1] / f"seed{seed}" / "summary.json").read_text())
+        assert summary["stop_reason"] in ("interrupted", "stop_value"), summary
 
     again = cli("dqn-tune", *TINY, "--trials", "1", cwd=tmp_path, timeout=240)
     assert again.returncode == 0, again.stderr

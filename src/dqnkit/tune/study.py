@@ -24,6 +24,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from dqnkit.errors import UserError
 from dqnkit.train.plan import TrainOptions, plan_run, run_name
+from dqnkit.train.processes import InterruptSignals
 from dqnkit.train.seeds import SeedRun
 from dqnkit.tune import report
 from dqnkit.tune.objective import OBJECTIVES, trial_value
@@ -290,7 +291,8 @@ def tune(options: TuneOptions) -> int:
     started = time.monotonic()
     try:
         if len(report.finished_trials(study)) < options.trials:
-            study.optimize(objective, callbacks=callbacks, catch=())
+            with InterruptSignals():  # SIGTERM stops the study as Ctrl-C does
+                study.optimize(objective, callbacks=callbacks, catch=())
     except KeyboardInterrupt:
         _queue_again(study, objective.current)
         report.write_reports(study, search.folder, search.given, search.compiled)

@@ -77,20 +77,17 @@ def run_seeds(
                     run.returncode = run.process.returncode
                     show(f"seed {run.seed} {outcome(run)}")
             check(started)
-    except KeyboardInterrupt:
-        _stop(started, already_signalled=True)  # the terminal's Ctrl-C reached the seeds too
-        raise
     except BaseException:
-        _stop(started, already_signalled=False)
+        _stop(started)
         raise
 
 
-def _stop(runs: list[SeedRun], already_signalled: bool) -> None:
+def _stop(runs: list[SeedRun]) -> None:
+    """SIGINT to every seed still going (one a terminal's Ctrl-C reached already ignores it while it saves)."""
     going = [run for run in runs if run.returncode is None and run.process is not None]
-    if not already_signalled:
-        for run in going:
-            assert run.process is not None
-            run.process.send_signal(signal.SIGINT)
+    for run in going:
+        assert run.process is not None
+        run.process.send_signal(signal.SIGINT)
     for run in going:
         assert run.process is not None
         try:
