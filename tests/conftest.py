@@ -61,6 +61,18 @@ except SystemExit as e:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
 
 
+def help_without_heavy_imports(command: str, heavy: tuple[str, ...] = ("ding", "torch")) -> str:
+    """`dqn-<command> --help` from its module, checked to import none of `heavy`; its text."""
+    code = (
+        f"import sys\nfrom dqnkit.cli import {command}\n"
+        f"try:\n    {command}.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"assert not set({heavy!r}) & set(sys.modules), 'heavy import on --help'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
 def assert_user_error(result: Result, *fragments: str) -> None:
     """Exit code 2, exactly one line on stderr naming the problem, no traceback."""
     assert result.returncode == 2, result.stderr

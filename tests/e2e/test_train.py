@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import CONFIGS, assert_user_error, cli
+from conftest import CONFIGS, assert_user_error, cli, help_without_heavy_imports
 
 CHECKPOINT_KEYS = {
     "model",
@@ -28,14 +28,7 @@ CHECKPOINT_KEYS = {
 
 @pytest.mark.contract
 def test_help_is_fast_because_it_imports_neither_ding_nor_torch() -> None:
-    code = (
-        "import sys\n"
-        "from dqnkit.cli import train\n"
-        "try:\n    train.main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "assert 'ding' not in sys.modules and 'torch' not in sys.modules, 'heavy import on --help'\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    text = help_without_heavy_imports("train")
     for flag in (
         "--config",
         "--seed",
@@ -50,7 +43,7 @@ def test_help_is_fast_because_it_imports_neither_ding_nor_torch() -> None:
         "--resume",
         "--quiet",
     ):
-        assert flag in proc.stdout
+        assert flag in text
 
 
 def test_cartpole_trains_to_its_stop_value_and_fills_the_run_folder(trained_cartpole: Path) -> None:

@@ -26,6 +26,11 @@ def make_parser(prog: str, description: str, epilog: str | None = None) -> Parse
     )
 
 
+def add_set_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """--set KEY=VALUE, repeatable, into args.overrides: config keys as dqn-train and dqn-tune take them."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help_text)
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -7,7 +7,7 @@ import shlex
 import sys
 from typing import Any
 
-from dqnkit.cli.common import finite_float, make_parser, non_negative_int, positive_int, seed_list
+from dqnkit.cli.common import add_set_option, finite_float, make_parser, non_negative_int, positive_int, seed_list
 from dqnkit.errors import UserError, run_command
 from dqnkit.nodes import ROLES, Node, default_role, tcp_address  # stdlib only: --help stays fast
 
@@ -54,14 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-train-iters", type=positive_int, help="stop after this many train iterations")
     p.add_argument("--stop-value", type=finite_float, help="stop when the eval mean return reaches this")
     p.add_argument("--env-manager", choices=("base", "subprocess"), help="in-process envs or one process each")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. policy.learn.batch_size=128 (repeatable; values are YAML scalars)",
-    )
+    add_set_option(p, "override a config key, e.g. policy.learn.batch_size=128 (repeatable; values are YAML scalars)")
     p.add_argument("--resume", metavar="RUN_DIR_OR_CKPT", help="continue a run from its newest checkpoint")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
     dist = p.add_argument_group("distributed training (DI-engine's Parallel runtime)")

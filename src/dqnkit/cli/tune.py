@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dqnkit.cli.common import make_parser, positive_int
+from dqnkit.cli.common import add_set_option, make_parser, positive_int
 from dqnkit.errors import run_command
 
 EPILOG = """\
@@ -41,14 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", help="study name (default: the config's exp_name)")
     p.add_argument("--out", help="study folder (default: studies/<study>/)")
     p.add_argument("--max-env-steps", type=positive_int, help="each run's budget (default: the config's)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="fix a config key for every trial, as in dqn-train (repeatable)",
-    )
+    add_set_option(p, "fix a config key for every trial, as in dqn-train (repeatable)")
     p.add_argument("--objective", choices=("steps", "area"), default="steps", help="what a trial is judged on")
     p.add_argument("--pruner", choices=("median", "halving", "none"), default="median", help="Optuna's pruner")
     return p
