@@ -105,7 +105,7 @@ def postgres() -> Iterator[str]:
 
 @pytest.mark.slow
 def test_two_processes_share_one_study_on_postgresql(tmp_path: Path, postgres: str) -> None:
-    shared = [*TINY[:2], "--seeds", "1", "--max-env-steps", "2000", "--trials", "4", "--study", "shared"]
+    shared = [*TINY[:2], "--seeds", "1", "--max-env-steps", "1500", "--trials", "3", "--study", "shared"]
     command = [str(BIN / "dqn-tune"), *shared, "--storage", postgres]
     procs = [
         subprocess.Popen([*command, "--out", name], cwd=tmp_path, stderr=subprocess.PIPE, text=True) for name in "ab"
@@ -117,7 +117,7 @@ def test_two_processes_share_one_study_on_postgresql(tmp_path: Path, postgres: s
     numbers = [int(row["number"]) for row in rows]
     assert numbers == list(range(len(rows)))
     finished = [row for row in rows if row["state"] in ("COMPLETE", "PRUNED")]
-    assert 4 <= len(finished) <= 5  # the last trial each process started may overshoot by one
+    assert 3 <= len(finished) <= 4  # the last trial each process started may overshoot by one
     assert (tmp_path / "a" / "param_importances.png").read_bytes()[:4] == b"\x89PNG"
     ran = {name: {int(p.name.split("_")[1]) for p in (tmp_path / name / "trials").iterdir()} for name in "ab"}
     assert ran["a"] and ran["b"], ran  # both processes did trials of the study
