@@ -38,12 +38,15 @@ def write_trials_csv(study: optuna.Study, path: Path) -> None:
 
 
 def best_config_text(
-    study: optuna.Study, trial: optuna.trial.FrozenTrial, given: tuple[dict[str, Any], dict[str, Any]], compiled: Any
+    study: optuna.Study,
+    trial: optuna.trial.FrozenTrial,
+    given: tuple[dict[str, Any], dict[str, Any]],
+    compiled: dict[str, Any],
 ) -> str:
     """The user's config (after --set) with the best trial's values, as a config file dqn-train loads."""
     main, create = to_plain(given[0]), to_plain(given[1])
     values = trial.user_attrs.get("config", trial.params)
-    apply_overrides(main, [parse_override(o) for o in as_overrides(values)], to_plain(compiled))
+    apply_overrides(main, [parse_override(o) for o in as_overrides(values)], compiled)
     main["exp_name"] = f"{main.get('exp_name', 'dqn')}_tuned"
     lines = [f"#   {key} = {value!r}" for key, value in values.items()]
     return (
@@ -88,7 +91,7 @@ def write_plots(study: optuna.Study, study_dir: Path) -> list[str]:
 
 
 def write_reports(
-    study: optuna.Study, study_dir: Path, given: tuple[dict[str, Any], dict[str, Any]], compiled: Any
+    study: optuna.Study, study_dir: Path, given: tuple[dict[str, Any], dict[str, Any]], compiled: dict[str, Any]
 ) -> list[str]:
     """Returns why any plot was left out."""
     write_trials_csv(study, study_dir / TRIALS_CSV)

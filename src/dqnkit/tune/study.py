@@ -22,6 +22,7 @@ from typing import Any
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
+from dqnkit.config import to_plain
 from dqnkit.errors import UserError
 from dqnkit.train.plan import TrainOptions, plan_run, run_name
 from dqnkit.train.processes import InterruptSignals
@@ -60,7 +61,7 @@ class Search:
 
     options: TuneOptions
     given: tuple[dict[str, Any], dict[str, Any]]
-    compiled: Any
+    compiled: dict[str, Any]  # plain values
     space: list[Entry]
     space_file: Path
     name: str
@@ -79,7 +80,7 @@ class Search:
             "max_env_steps": self.budget,
             "seeds": self.options.seeds,
             "space": sorted(entry.key for entry in self.space),
-            "env_id": str(self.compiled.env.env_id),
+            "env_id": str(self.compiled["env"]["env_id"]),
         }
 
 
@@ -88,7 +89,8 @@ def prepare(options: TuneOptions) -> Search:
     plan = plan_run(TrainOptions(config=options.config, overrides=options.overrides), writes_run_folder=False)
     policy_type = str(plan.create.get("policy", {}).get("type", "dqn"))
     space_file = Path(options.space) if options.space else default_space_file(policy_type)
-    space = load_space(space_file, _plain(plan.cfg))
+    compiled = dict(to_plain(plan.cfg))
+    space = load_space(space_file, compiled)
     budget = options.max_env_steps or int(plan.cfg.dqnkit.max_env_steps or 0)
     if budget <= 0:
         raise UserError("the config sets no dqnkit.max_env_steps: give each run a budget with --max-env-steps")
@@ -97,13 +99,7 @@ def prepare(options: TuneOptions) -> Search:
         raise UserError("--objective steps counts env steps to env.stop_value, which the config leaves unset")
     name = options.study or run_name(plan.main, options.config)
     folder = Path(options.out) if options.out else Path("studies") / name
-    return Search(options, (plan.main, plan.create), plan.cfg, space, space_file, name, folder, budget, stop_value)
-
-
-def _plain(cfg: Any) -> dict[str, Any]:
-    from dqnkit.config import to_plain
-
-    return dict(to_plain(cfg))
+    return Search(options, (plan.main, plan.create), compiled, space, space_file, name, folder, budget, stop_value)
 
 
 def open_storage(url: str) -> RDBStorage:
@@ -158,7 +154,7 @@ def load_study(search: Search) -> optuna.Study:
 
 def _enqueue_baseline(study: optuna.Study, search: Search) -> None:
     """The config as given is the first trial: the search starts from it, and every trial compares with it."""
-    values = config_values(search.space, _plain(search.compiled))
+    values = config_values(search.space, search.compiled)
     if values is None:
         print("dqnkit: the config's own values lie outside the space: the search starts without them", file=sys.stderr)
         return
@@ -198,7 +194,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         self.current = trial.number
         params = sample(self.search.space, trial)
-        params.update(derived(_plain(self.search.compiled), params))
+        params.update(derived(self.search.compiled, params))
         trial.set_user_attr("config", params)  # the values the seeds trained with, derived ones included
         trial_dir = self.search.folder / "trials" / f"trial_{trial.number:04d}"
         runs = seed_runs(trial_dir, self.search.seeds)
