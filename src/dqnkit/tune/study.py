@@ -279,10 +279,11 @@ def tune(options: TuneOptions) -> int:
         file=sys.stderr,
     )
     objective = Objective(search, study)
+    reports = Reports(search)
     counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
         optuna.study.MaxTrialsCallback(options.trials, states=counted),
-        functools.partial(_after_trial, search),
+        functools.partial(_after_trial, search, reports),
     ]
     started = time.monotonic()
     try:
@@ -291,15 +292,28 @@ def tune(options: TuneOptions) -> int:
                 study.optimize(objective, callbacks=callbacks, catch=())
     except KeyboardInterrupt:
         _queue_again(study, objective.current)
-        report.write_reports(study, search.folder, search.given, search.compiled)
+        reports.write(study)  # the interrupted trial ends after the last trial's callback wrote them
         raise
-    for note in report.write_reports(study, search.folder, search.given, search.compiled):
+    if reports.notes is None:  # no trial ran here: the study already had --trials
+        reports.write(study)
+    for note in reports.notes or []:
         print(f"dqnkit: {note}", file=sys.stderr)
     _print_outcome(search, study, time.monotonic() - started)
     return 0
 
 
-def _after_trial(search: Search, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+@dataclass
+class Reports:
+    """The study folder's files, rewritten after every trial; `notes`: why a plot was left out the last time."""
+
+    search: Search
+    notes: list[str] | None = None  # None until written
+
+    def write(self, study: optuna.Study) -> None:
+        self.notes = report.write_reports(study, self.search.folder, self.search.given, self.search.compiled)
+
+
+def _after_trial(search: Search, reports: Reports, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     text = trial.user_attrs.get("summary") or trial.user_attrs.get("failure") or ""
     if trial.state == optuna.trial.TrialState.PRUNED and trial.intermediate_values:
         step = max(trial.intermediate_values)
@@ -311,7 +325,7 @@ def _after_trial(search: Search, study: optuna.Study, trial: optuna.trial.Frozen
         )
         text = f"at {step:,} env steps: {there}"
     print_line(f"dqnkit: trial {trial.number} {trial.state.name.lower()}{': ' + text if text else ''}")
-    report.write_reports(study, search.folder, search.given, search.compiled)
+    reports.write(study)
 
 
 def _queue_again(study: optuna.Study, number: int | None) -> None:
