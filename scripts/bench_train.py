@@ -185,11 +185,11 @@ def one_run(system: str, seed: int, args: argparse.Namespace, work: Path) -> dic
         quiet_env = {**os.environ, "PYTHONWARNINGS": "ignore"}
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=quiet_env)
     process_seconds = time.monotonic() - started
-    row = sb3_outcome(out) if system == "sb3" else ding_outcome(system, out, args)
+    row = sb3_outcome(out, args.solved_threshold) if system == "sb3" else ding_outcome(system, out, args)
     return {"system": system, "seed": seed, **row, "process_seconds": round(process_seconds, 1)}
 
 
-def sb3_outcome(out: Path) -> dict[str, Any]:
+def sb3_outcome(out: Path, solved_threshold: float) -> dict[str, Any]:
     """sb3_run.py judged itself by the stop rule and evaluated its model; its summary says how it went."""
     summary = json.loads((out / "summary.json").read_text())
     stopped = summary["stop_reason"] == "stop_value"
@@ -201,7 +201,7 @@ def sb3_outcome(out: Path) -> dict[str, Any]:
         "env_steps_per_second": summary["env_steps"] / summary["wall_seconds"],
         "torch_threads": summary["torch_threads"],
         "eval": summary["eval"],
-        "solved": stopped and summary["eval"]["mean"] >= 200.0,
+        "solved": stopped and summary["eval"]["mean"] >= solved_threshold,
         "curve": read_curve(out / "metrics.csv"),
     }
 
