@@ -319,7 +319,7 @@ def _after_trial(search: Search, reports: Reports, study: optuna.Study, trial: o
         step = max(trial.intermediate_values)
         value = trial.intermediate_values[step]
         there = (
-            f"median evaluation {value:.1f} below the stop value"
+            f"median evaluation {search.stop_value - value:.1f}, stop value {search.stop_value:g}"
             if search.options.objective == "steps"
             else (f"median mean evaluation {value:.1f} so far")
         )
