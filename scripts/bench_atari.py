@@ -9,6 +9,7 @@ forwards to it). DI-engine's WarpFrame needs OpenCV: `pip install opencv-python-
     python scripts/bench_atari.py throughput   # env steps/s at DI-engine's 10 updates per 96 env steps
     python scripts/bench_atari.py memory       # RSS as 20k transitions fill each buffer (collection only)
     python scripts/bench_atari.py envs         # agent steps/s of 8 preprocessed Pong games, random actions
+    python scripts/bench_atari.py fill --steps 100000   # a real dqn-train's RSS as its buffer of that size fills
 
 Each measurement runs in a fresh process; systems alternate; medians over rounds.
 """
@@ -216,6 +217,36 @@ def run_dqnkit_training(max_env_steps: int, extra: list[str], report: dict[str, 
     report.update(env_steps=summary["env_steps"], seconds=summary["wall_seconds"], train_iter=summary["train_iters"])
 
 
+def run_dqnkit_fill(max_env_steps: int, extra: list[str], report: dict[str, Any]) -> None:
+    """A whole `dqn-train` process on Pong whose buffer (as large as the run) fills completely: its RSS sampled
+    every second. One update per 64 env steps, so that the fill takes minutes, not hours."""
+    fill = [
+        *("--set", f"policy.other.replay_buffer.replay_buffer_size={max_env_steps}"),
+        *("--set", "policy.learn.update_per_collect=1", "--set", "dqnkit.save_replay=false"),
+        *("--set", "policy.eval.evaluator.eval_freq=1000000000"),
+    ]
+    points: list[dict[str, float]] = report.setdefault("rss", [])
+    with tempfile.TemporaryDirectory() as runs:
+        args = ["--config", str(REPO / "configs" / "pong.py"), "--runs-dir", runs, "--exp-name", "b", "--quiet"]
+        command = [str(BIN / "dqn-train"), *args, "--max-env-steps", str(max_env_steps), *fill, *extra]
+        started = time.perf_counter()
+        with subprocess.Popen(command) as process:
+            status = Path(f"/proc/{process.pid}/status")
+            while process.poll() is None:
+                try:
+                    text = status.read_text()
+                except OSError:
+                    break
+                mb = [int(text.split(f"{key}:")[1].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")]
+                points.append({"seconds": time.perf_counter() - started, "rss_mb": mb[0], "hwm_mb": mb[1]})
+                time.sleep(1.0)
+        if process.returncode != 0:
+            raise SystemExit(f"dqn-train exited with {process.returncode}")
+        summary = json.loads((Path(runs) / "b" / "summary.json").read_text())
+    report.update(env_steps=summary["env_steps"], seconds=summary["wall_seconds"], train_iter=summary["train_iters"])
+    report["peak_rss_mb"] = max(p["hwm_mb"] for p in points)
+
+
 # --- env runners -------------------------------------------------------------------------------------------------
 
 
@@ -281,9 +312,12 @@ def child(system: str, mode: str, steps: int) -> dict[str, Any]:
         run_stock(steps, learn=True, report=report)
     elif mode == "memory":
         run_dqnkit_collection(steps, report, packed=system == "dqnkit-packed")
+    elif mode == "fill":
+        run_dqnkit_fill(steps, VARIANTS[system], report)
     else:
         run_dqnkit_training(steps, [*VARIANTS[system], *STOCK_RATIO], report)
-    report["peak_rss_mb"] = max((p["rss_mb"] for p in report.get("rss", [])), default=None)
+    if "peak_rss_mb" not in report:
+        report["peak_rss_mb"] = max((p["rss_mb"] for p in report.get("rss", [])), default=None)
     return report
 
 
@@ -325,25 +359,29 @@ def main() -> None:
         print(json.dumps(child(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("throughput", "memory", "envs"))
+    parser.add_argument("mode", choices=("throughput", "memory", "envs", "fill"))
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--systems", nargs="+", choices=("dqnkit", "dqnkit-packed"), help="fill: which (default both)")
     parser.add_argument("--steps", type=int, help="env steps per run (default 2,880 throughput, 20,000 memory)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    steps = args.steps or {"throughput": 2880, "memory": 20_000, "envs": 8000}[args.mode]
+    steps = args.steps or {"throughput": 2880, "memory": 20_000, "envs": 8000, "fill": 100_000}[args.mode]
     systems = {
         "throughput": ("dqnkit", "ding", "dqnkit-ding-net", "dqnkit-packed"),
         "memory": ("dqnkit", "ding", "dqnkit-packed"),
         "envs": ("base-atarigame", "subprocess-atarigame", "base-gymnasium", "subprocess-gymnasium", "vector"),
+        "fill": tuple(args.systems or ("dqnkit", "dqnkit-packed")),
     }[args.mode]
     runs = [spawn(system, args.mode, steps) for _ in range(args.rounds) for system in systems]
     summary = {}
     for system in systems:
         mine = [r for r in runs if r["system"] == system]
-        if args.mode != "memory":
-            summary[system] = {"env_steps_per_second": statistics.median(r["env_steps"] / r["seconds"] for r in mine)}
-        else:
+        if args.mode == "memory":
             summary[system] = memory_summary(mine)
+        elif args.mode == "fill":
+            summary[system] = {"peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in mine)}
+        else:
+            summary[system] = {"env_steps_per_second": statistics.median(r["env_steps"] / r["seconds"] for r in mine)}
     data = {
         "machine": machine(),
         "command": command_line("bench_atari.py"),
@@ -359,6 +397,7 @@ def markdown(mode: str, data: dict[str, Any]) -> str:
         "envs": "Pong: what stepping 8 preprocessed games costs, by env runner",
         "throughput": "Pong: dqnkit's training throughput against DI-engine's stock Pong DQN",
         "memory": "Pong: replay memory, dqnkit against DI-engine's stock Pong DQN",
+        "fill": "Pong: a whole dqn-train process's peak RSS with its replay buffer full",
     }[mode]
     lines = [
         f"# {title}",
@@ -372,6 +411,10 @@ def markdown(mode: str, data: dict[str, Any]) -> str:
         for system, row in s.items():
             rate = row["env_steps_per_second"]
             lines.append(f"| {system} | {rate:,.0f} | {1000 / rate:.2f} |")
+    elif mode == "fill":
+        lines += ["| system | transitions held | peak RSS |", "|---|---|---|"]
+        for system, row in s.items():
+            lines.append(f"| {system} | {data['steps']:,} | {row['peak_rss_mb'] / 1024:.2f} GB |")
     elif mode == "throughput":
         ding = s["ding"]["env_steps_per_second"]
         lines += ["| system | env steps/s | vs DI-engine |", "|---|---|---|"]

@@ -13,6 +13,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -408,6 +409,15 @@ class Window:
     abort = finish
 
 
+def _inference_threads(agent: Agent) -> AbstractContextManager[None]:
+    """Torch agents play on one thread, as dqn-export checks them; ONNX Runtime keeps its own pool."""
+    if agent.kind == "onnx":
+        return nullcontext()
+    from dqnkit.network import one_torch_thread
+
+    return one_torch_thread()
+
+
 def evaluate(
     model: str | Path,
     *,
@@ -444,17 +454,18 @@ def evaluate(
     elif render:
         sink = Window(f"dqnkit: {env_id} ({Path(agent.path).name})", fps)
     try:
-        results, wall = run_episodes(
-            agent,
-            env,
-            episodes=episodes,
-            seed=seed,
-            epsilon=epsilon,
-            n_envs=n_envs,
-            frame_sink=sink,
-            on_episode=on_episode,
-            agent_view=agent_view,
-        )
+        with _inference_threads(agent):
+            results, wall = run_episodes(
+                agent,
+                env,
+                episodes=episodes,
+                seed=seed,
+                epsilon=epsilon,
+                n_envs=n_envs,
+                frame_sink=sink,
+                on_episode=on_episode,
+                agent_view=agent_view,
+            )
     except BaseException:
         if sink is not None:
             sink.abort()

@@ -25,7 +25,7 @@ from dqnkit import precision
 from dqnkit.envs import make_raw_env, require_fit, reset_env, step_env
 from dqnkit.errors import CheckFailed, UserError
 from dqnkit.files import atomic_write_bytes
-from dqnkit.network import IQN_FRACTIONS, LoadedNetwork, greedy_wrapper, load_network
+from dqnkit.network import IQN_FRACTIONS, LoadedNetwork, greedy_wrapper, load_network, one_torch_thread
 from dqnkit.runfolder import default_export_dir
 from dqnkit.validate import writable_dir
 
@@ -343,6 +343,7 @@ def _write(out: Path, named_blobs: dict[str, bytes], report: dict[str, Any]) -> 
     return files
 
 
+@one_torch_thread()
 def export_checkpoint(
     ckpt_path: str | Path,
     *,

@@ -4,6 +4,8 @@ the greedy policy acts on, which exports and evaluation use."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,18 @@ from dqnkit.errors import UserError
 from dqnkit.runfolder import resolve_checkpoint
 
 IQN_FRACTIONS = 32  # evenly spaced quantile fractions for IQN's expected Q, unless the user picks another count
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Small-batch inference on one torch thread, as training runs: on a busy machine a second thread's hand-offs
+    made a batch-1 forward of the Nature network ~50x slower (benchmarks/NOTES.md). Gives back the count found."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 # Which output of DI-engine's model holds the return distribution: C51's and Rainbow's probabilities over the support,

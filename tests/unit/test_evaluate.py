@@ -50,3 +50,19 @@ def test_two_models_compare_on_paired_episodes() -> None:
     assert (comparison["b_better"], comparison["a_better"]) == (3, 1)
     with pytest.raises(UserError, match="did not play the same episodes"):
         compare(a, _report([1.0, 2.0, 3.0, 4.0], seed=7))
+
+
+def test_torch_inference_runs_on_one_thread_and_gives_the_count_back() -> None:
+    import torch
+
+    from dqnkit.network import one_torch_thread
+
+    found = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(KeyError), one_torch_thread():
+            assert torch.get_num_threads() == 1
+            raise KeyError("the caller's error passes through")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(found)
