@@ -3,7 +3,7 @@
 The observation is the DeepMind preprocessing of `env.atari` (dqnkit's defaults, recorded in the run's config):
 up to 30 no-op starts, 4 frames per action with a max over the last two, 84x84 grayscale, a stack of 4, FIRE on
 reset, no sticky actions; in training a lost life ends the episode and rewards are clipped to [-1, 1]. Evaluation
-plays full games for the real score. Frames are stored once each, as uint8, in the replay buffer.
+plays full games for the real score. The replay buffer stores each frame once, zlib-compressed.
 
 From DI-engine's pong_dqn_config.py: 3-step returns, batch 32, lr 1e-4, a 100k buffer, the stop value 20. Changed
 for a CPU (benchmarks/NOTES.md): the Nature network (conv 32-64-64, then 512) instead of [128, 128, 512], which

@@ -37,7 +37,7 @@ DING_NETWORK = ["--set", "policy.model.encoder_hidden_size_list=[128, 128, 512]"
 VARIANTS = {  # dqnkit's systems: configs/pong.py with these settings
     "dqnkit": [],
     "dqnkit-ding-net": DING_NETWORK,
-    "dqnkit-packed": ["--set", "dqnkit.compress_frames=true"],
+    "dqnkit-raw-frames": ["--set", "dqnkit.compress_frames=false"],
 }
 
 
@@ -311,7 +311,7 @@ def child(system: str, mode: str, steps: int) -> dict[str, Any]:
     elif system == "ding":
         run_stock(steps, learn=True, report=report)
     elif mode == "memory":
-        run_dqnkit_collection(steps, report, packed=system == "dqnkit-packed")
+        run_dqnkit_collection(steps, report, packed=system == "dqnkit")
     elif mode == "fill":
         run_dqnkit_fill(steps, VARIANTS[system], report)
     else:
@@ -361,16 +361,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=("throughput", "memory", "envs", "fill"))
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--systems", nargs="+", choices=("dqnkit", "dqnkit-packed"), help="fill: which (default both)")
+    parser.add_argument(
+        "--systems", nargs="+", choices=("dqnkit", "dqnkit-raw-frames"), help="fill: which (default both)"
+    )
     parser.add_argument("--steps", type=int, help="env steps per run (default 2,880 throughput, 20,000 memory)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     steps = args.steps or {"throughput": 2880, "memory": 20_000, "envs": 8000, "fill": 100_000}[args.mode]
     systems = {
-        "throughput": ("dqnkit", "ding", "dqnkit-ding-net", "dqnkit-packed"),
-        "memory": ("dqnkit", "ding", "dqnkit-packed"),
+        "throughput": ("dqnkit", "ding", "dqnkit-ding-net", "dqnkit-raw-frames"),
+        "memory": ("dqnkit", "ding", "dqnkit-raw-frames"),
         "envs": ("base-atarigame", "subprocess-atarigame", "base-gymnasium", "subprocess-gymnasium", "vector"),
-        "fill": tuple(args.systems or ("dqnkit", "dqnkit-packed")),
+        "fill": tuple(args.systems or ("dqnkit", "dqnkit-raw-frames")),
     }[args.mode]
     runs = [spawn(system, args.mode, steps) for _ in range(args.rounds) for system in systems]
     summary = {}

@@ -39,8 +39,9 @@ DQNKIT_DEFAULTS: dict[str, Any] = {
     # Save the replay buffer beside final.pth.tar (final.replay.pth.tar), for --resume to refill it. None: for pixel
     # runs, whose buffers take hours to fill.
     "save_replay": None,
-    # Pixel runs: keep replay frames zlib-compressed (Atari frames shrink 20-30x; sampling decompresses a batch's).
-    "compress_frames": False,
+    # Pixel runs: keep replay frames zlib-compressed (Atari frames shrink 20-30x; sampling decompresses a batch's), so
+    # that a 100k buffer's whole process stays under 1 GB; false: raw uint8 frames, ~7% faster (benchmarks/NOTES.md).
+    "compress_frames": True,
 }
 # Keys dqnkit's learner reads beside DQNPolicy's own in policy.learn (dingext.munchausen): the regression target.
 LEARN_DEFAULTS: dict[str, Any] = {
