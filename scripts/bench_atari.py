@@ -361,19 +361,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=("throughput", "memory", "envs", "fill"))
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument(
-        "--systems", nargs="+", choices=("dqnkit", "dqnkit-raw-frames"), help="fill: which (default both)"
-    )
+    parser.add_argument("--systems", nargs="+", help="which of the mode's systems, in this order (default: all)")
     parser.add_argument("--steps", type=int, help="env steps per run (default 2,880 throughput, 20,000 memory)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     steps = args.steps or {"throughput": 2880, "memory": 20_000, "envs": 8000, "fill": 100_000}[args.mode]
-    systems = {
+    known = {
         "throughput": ("dqnkit", "ding", "dqnkit-ding-net", "dqnkit-raw-frames"),
         "memory": ("dqnkit", "ding", "dqnkit-raw-frames"),
         "envs": ("base-atarigame", "subprocess-atarigame", "base-gymnasium", "subprocess-gymnasium", "vector"),
-        "fill": tuple(args.systems or ("dqnkit", "dqnkit-raw-frames")),
+        "fill": ("dqnkit", "dqnkit-raw-frames"),
     }[args.mode]
+    unknown = sorted(set(args.systems or ()) - set(known))
+    if unknown:
+        parser.error(f"--systems: {', '.join(unknown)} not among {args.mode}'s: {', '.join(known)}")
+    systems = tuple(args.systems or known)
     runs = [spawn(system, args.mode, steps) for _ in range(args.rounds) for system in systems]
     summary = {}
     for system in systems:
