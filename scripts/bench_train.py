@@ -222,18 +222,22 @@ def ding_outcome(system: str, out: Path, args: argparse.Namespace) -> dict[str, 
         checkpoint = out / ("best.pth.tar" if solved_rows else "final.pth.tar")
         config = None
     evaluation = greedy_eval(checkpoint, args.eval_episodes, config)
-    env_steps = int(stop_row["env_step"])
-    if system != "stock" and solved_rows:
+    env_steps, train_iters = int(stop_row["env_step"]), int(stop_row["train_iter"])
+    wall = float(stop_row["wall_seconds"])
+    if system != "stock":
         # Its evaluations run beside training and are acted on dqnkit.eval_lag train iterations later: count the env
         # steps the run took until it stopped, not those of the evaluated weights (its metrics row's wall_seconds is
-        # already the moment it acted on the evaluation).
-        env_steps = int(json.loads((out / "summary.json").read_text())["env_steps"])
+        # already the moment it acted on the evaluation); a run that did not stop counts its whole budget, as SB3's.
+        summary = json.loads((out / "summary.json").read_text())
+        env_steps = int(summary["env_steps"])
+        wall = wall if solved_rows else float(summary["wall_seconds"])
+        train_iters = int(summary["train_iters"])
     return {
         "stopped_by_stop_value": bool(solved_rows),
         "env_steps": env_steps,
-        "wall_seconds": stop_row["wall_seconds"],
-        "train_iters": int(stop_row["train_iter"]),
-        "env_steps_per_second": env_steps / stop_row["wall_seconds"] if stop_row["wall_seconds"] else None,
+        "wall_seconds": wall,
+        "train_iters": train_iters,
+        "env_steps_per_second": env_steps / wall if wall else None,
         "torch_threads": 1,
         "eval": evaluation,
         "solved": bool(solved_rows) and evaluation["mean"] >= args.solved_threshold,

@@ -33,7 +33,7 @@ def test_bench_train_runs_both_systems_and_writes_json_md_png(tmp_path: Path) ->
         "--stock-env-id",
         "CartPole-v1",
         "--max-env-steps",
-        "1500",
+        "400",  # DI-engine's CartPole recipe evaluates often: once its agent balances, evaluations dominate
         "--eval-episodes",
         "3",
         "--out",
