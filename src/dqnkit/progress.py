@@ -15,6 +15,23 @@ from typing import TextIO
 RATE_WINDOW_SECONDS = 30.0
 
 
+CLEAR_LINE = "\r\033[K"  # back to the line's start, erase it
+
+
+def redraw(text: str, width: int = 220) -> None:
+    """On a terminal: replace the live status line with `text`, cut to `width` so that it never wraps."""
+    print(f"{CLEAR_LINE}{text[:width]}", end="", file=sys.stderr, flush=True)
+
+
+def clear_line() -> None:
+    print(CLEAR_LINE, end="", file=sys.stderr, flush=True)
+
+
+def print_line(text: str) -> None:
+    """A line of its own; on a terminal it replaces the live status line first."""
+    print(f"{CLEAR_LINE}{text}" if sys.stderr.isatty() else text, file=sys.stderr, flush=True)
+
+
 def format_duration(seconds: float) -> str:
     if not math.isfinite(seconds) or seconds < 0:
         return "?"

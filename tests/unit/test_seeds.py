@@ -47,3 +47,19 @@ def test_summary_table_lists_each_seed_then_median_and_iqm(tmp_path: Path) -> No
     assert lines[5] == "| 3 | no summary (exit 1) | - | - | - |"
     assert lines[6] == "| median | | 2,000 | 20 | 2.0 |"
     assert lines[7] == "| IQM | | 2,000 | 20 | 2.0 |"
+
+
+def test_a_running_seeds_metrics_are_read_as_they_grow_and_a_half_written_row_is_waited_out(tmp_path: Path) -> None:
+    run = SeedRun(0, tmp_path)
+    assert run.metrics() == [] and run.status() == "seed 0: starting"
+    header = "env_step,train_iter,wall_seconds,eval_mean,eval_std,eval_min,eval_max,loss\n"
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text(header + "0,0,1.0,-100.0,5.0,-110.0,-90.0,\n")
+    assert [row["eval_mean"] for row in run.metrics()] == [-100.0]
+    with metrics.open("a") as f:
+        f.write("4000,2000,9.0,")  # the run is writing its next row this very moment
+    assert [row["eval_mean"] for row in run.metrics()] == [-100.0]
+    with metrics.open("a") as f:
+        f.write("150.5,20.0,120.0,180.0,0.5\n")
+    assert [row["eval_mean"] for row in run.metrics()] == [-100.0, 150.5]
+    assert run.status() == "seed 0: 4,000 steps, eval 150.5"

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 from dqnkit import runfolder
 from dqnkit.aggregate import interquartile_mean
 from dqnkit.errors import UserError
-from dqnkit.progress import format_duration
+from dqnkit.progress import clear_line, format_duration, redraw
 
 COLUMNS = ("seed", "stop_reason", "env_steps", "wall_seconds", "best_eval")
 
@@ -31,6 +31,24 @@ class SeedRun:
     process: subprocess.Popen[bytes] | None = None
     returncode: int | None = None
     stderr: Any = None  # a temporary file: the run's own messages, shown only when it fails
+    _rows: list[dict[str, float]] = field(default_factory=list, repr=False)
+    _read_stamp: tuple[int, int] = (0, -1)
+
+    def metrics(self) -> list[dict[str, float]]:
+        """metrics.csv's rows so far, read again only when the file changed ([] before it exists; while a row is
+        being written, the last complete reading)."""
+        try:
+            stat = (self.run_dir / runfolder.METRICS).stat()
+        except FileNotFoundError:
+            return []
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._read_stamp:
+            try:
+                self._rows = runfolder.read_metrics(self.run_dir)
+            except UserError:  # a row half written this very moment
+                return self._rows
+            self._read_stamp = stamp
+        return self._rows
 
     def last_message(self) -> str:
         if self.stderr is None:
@@ -44,7 +62,7 @@ class SeedRun:
         return json.loads(path.read_text()) if path.is_file() else None
 
     def status(self) -> str:
-        rows = runfolder.read_metrics(self.run_dir) if (self.run_dir / runfolder.METRICS).is_file() else []
+        rows = self.metrics()
         if not rows:
             return f"seed {self.seed}: starting"
         last = rows[-1]
@@ -98,18 +116,15 @@ def _run_all(runs: list[SeedRun], child_args: list[str], parallel: int) -> None:
             if run.process.poll() is not None:
                 run.returncode = run.process.returncode
                 running.remove(run)
-                _clear(live)
+                if live:
+                    clear_line()
                 print(f"dqnkit: seed {run.seed} {outcome(run)}", file=sys.stderr)
         if live and running:
             done = len(runs) - len(waiting) - len(running)
             line = f"seeds done {done}/{len(runs)} | " + " | ".join(r.status() for r in running)
-            print(f"\r\033[K{line[:200]}", end="", file=sys.stderr, flush=True)
-    _clear(live)
-
-
-def _clear(live: bool) -> None:
+            redraw(line)
     if live:
-        print("\r\033[K", end="", file=sys.stderr, flush=True)
+        clear_line()
 
 
 def outcome(run: SeedRun) -> str:

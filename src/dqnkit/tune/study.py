@@ -24,13 +24,14 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from dqnkit.config import to_plain
 from dqnkit.errors import UserError
+from dqnkit.progress import print_line, redraw
 from dqnkit.train.plan import TrainOptions, plan_run, run_name
 from dqnkit.train.processes import InterruptSignals
 from dqnkit.train.seeds import SeedRun
 from dqnkit.tune import report
 from dqnkit.tune.objective import OBJECTIVES, trial_value
 from dqnkit.tune.space import Entry, as_overrides, config_values, default_space_file, derived, load_space, sample
-from dqnkit.tune.trial import Reporter, curve_of, failure, print_line, run_seeds, seed_runs, status_line
+from dqnkit.tune.trial import Reporter, curve_of, failure, run_seeds, seed_runs, status_line
 
 HEARTBEAT_S = 20
 GRACE_S = 90  # a trial whose process has not beaten for this long is failed and queued again
@@ -208,7 +209,7 @@ class Objective:
         def check(started: list[SeedRun]) -> None:
             reporter(started)
             if sys.stderr.isatty():
-                print(f"\r\033[K{head} | {status_line(started)}"[:220], end="", file=sys.stderr, flush=True)
+                redraw(f"{head} | {status_line(started)}")
 
         shown = ", ".join(
             f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in params.items()

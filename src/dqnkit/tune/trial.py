@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,8 +12,6 @@ from pathlib import Path
 
 import optuna
 
-from dqnkit import runfolder
-from dqnkit.errors import UserError
 from dqnkit.train.seeds import SeedRun, outcome, start
 from dqnkit.tune.objective import Curve, intermediate, report_steps
 
@@ -23,10 +20,7 @@ STOP_WAIT_S = 60.0  # a seed asked to stop saves its final checkpoint first
 
 def curve_of(run: SeedRun) -> Curve:
     ended = run.returncode is not None
-    try:
-        rows = runfolder.read_metrics(run.run_dir) if (run.run_dir / runfolder.METRICS).is_file() else []
-    except UserError:  # the run is writing its newest row this very moment
-        rows = []
+    rows = run.metrics()
     return Curve(tuple(int(r["env_step"]) for r in rows), tuple(r["eval_mean"] for r in rows), ended)
 
 
@@ -111,7 +105,3 @@ def failure(runs: list[SeedRun]) -> str | None:
         if run.summary() is None or (run.returncode not in (0, None)):
             return f"seed {run.seed}: {run.last_message() or f'exit code {run.returncode}'}"
     return None
-
-
-def print_line(text: str) -> None:
-    print(f"\r\033[K{text}" if sys.stderr.isatty() else text, file=sys.stderr, flush=True)
