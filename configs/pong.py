@@ -5,9 +5,11 @@ up to 30 no-op starts, 4 frames per action with a max over the last two, 84x84 g
 reset, no sticky actions; in training a lost life ends the episode and rewards are clipped to [-1, 1]. Evaluation
 plays full games for the real score. The replay buffer stores each frame once, zlib-compressed.
 
-From DI-engine's pong_dqn_config.py: 3-step returns, batch 32, lr 1e-4, a 100k buffer, the stop value 20. Changed
-for a CPU (benchmarks/NOTES.md): the Nature network (conv 32-64-64, then 512) instead of [128, 128, 512], which
-costs ~8x less per update; one update per 4 env steps as in the Nature paper; in-process envs.
+From DI-engine's pong_dqn_config.py: 3-step returns, batch 32, lr 1e-4, 10 updates per 96 env steps, the target
+copied every 500 updates, a 100k buffer, the stop value 20. Changed for a CPU (benchmarks/NOTES.md): the Nature
+network (conv 32-64-64, then 512) instead of [128, 128, 512], which costs ~8x less per update; Adam's epsilon 1.5e-4
+(Dopamine's) instead of 1e-8, without which the first conv layer's units die in the first few thousand updates;
+in-process envs; epsilon linear to 0.02 over 250k env steps.
 """
 
 from easydict import EasyDict
@@ -27,9 +29,11 @@ main_config = EasyDict(
             model=dict(encoder_hidden_size_list=[32, 64, 64, 512]),
             discount_factor=0.99,
             nstep=3,
-            learn=dict(update_per_collect=16, batch_size=32, learning_rate=0.0001, target_update_freq=1000),
-            collect=dict(n_sample=64, unroll_len=1),
-            eval=dict(evaluator=dict(eval_freq=10000)),
+            learn=dict(
+                update_per_collect=10, batch_size=32, learning_rate=0.0001, adam_eps=1.5e-4, target_update_freq=500
+            ),
+            collect=dict(n_sample=96, unroll_len=1),
+            eval=dict(evaluator=dict(eval_freq=2500)),
             other=dict(
                 eps=dict(type="linear", start=1.0, end=0.02, decay=250_000),
                 replay_buffer=dict(replay_buffer_size=100_000),

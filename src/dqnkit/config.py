@@ -2,7 +2,7 @@
 
 A config holds `main_config` and `create_config`, exactly as DI-engine's dizoo configs do. dqnkit reads one
 extra optional section, `main_config.dqnkit`, for the training budget and checkpointing (see DQNKIT_DEFAULTS), and
-three keys of `policy.learn` for the learner's target (see LEARN_DEFAULTS).
+four keys of `policy.learn` for the learner's target and optimizer (see LEARN_DEFAULTS).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ LEARN_DEFAULTS: dict[str, Any] = {
     "td_target": "double_dqn",  # DQNPolicy's; or "munchausen"
     "munchausen_tau": 0.3,  # the softmax temperature (DI-engine's mdqn: 0.03, for Atari's clipped rewards)
     "munchausen_alpha": 0.9,  # the weight of the log-policy term
+    "adam_eps": 1e-8,  # Adam's epsilon; torch's default, which DQNPolicy's Adam uses
 }
 # dqnkit keys whose null means something (no limit, no minimum, torch's default, the default lag): --set may clear
 # them.

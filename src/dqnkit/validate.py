@@ -64,6 +64,7 @@ RANGES: dict[str, Range] = {
     "policy.discount_factor": FRACTION,
     "policy.nstep": COUNT,
     "policy.learn.learning_rate": POSITIVE,
+    "policy.learn.adam_eps": POSITIVE,
     "policy.learn.batch_size": COUNT,
     "policy.learn.update_per_collect": COUNT,
     "policy.learn.target_update_freq": COUNT,

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from conftest import CONFIGS, assert_user_error, cli, eval_without_torch
+from dqnkit.checkpoint import load_checkpoint
 
 TINY = ["--set", "env.collector_env_num=4", "--set", "env.evaluator_env_num=2", "--set", "env.n_evaluator_episode=2"]
 
@@ -30,6 +31,8 @@ def test_a_pong_run_writes_its_folder_and_resumes_with_its_replay_buffer(pong_ru
     assert config["dqnkit"]["save_replay"] is True
     for name in ("final.pth.tar", "final.replay.pth.tar", "best.pth.tar", "metrics.csv", "summary.json"):
         assert (pong_run / name).is_file(), name
+    adam = load_checkpoint(pong_run / "final.pth.tar")["optimizer"]["param_groups"][0]
+    assert adam["eps"] == config["policy"]["learn"]["adam_eps"] == 1.5e-4  # configs/pong.py's, not torch's 1e-8
     first = json.loads((pong_run / "summary.json").read_text())
     assert first["last_eval"]["mean"] <= -15  # an untrained agent loses whole games
     result = cli("dqn-train", "--resume", str(pong_run), "--max-env-steps", "384", cwd=pong_run.parent.parent)

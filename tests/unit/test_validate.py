@@ -52,6 +52,7 @@ def _refused(tmp_path: Path, *overrides: str, fragments: tuple[str, ...], **opti
         ("policy.collect.n_sample=0", ("policy.collect.n_sample",)),
         ("policy.learn.update_per_collect=0", ("policy.learn.update_per_collect",)),
         ("policy.learn.target_update_freq=0", ("policy.learn.target_update_freq",)),
+        ("policy.learn.adam_eps=0", ("policy.learn.adam_eps must be a number > 0", "not 0")),
         ("policy.model.encoder_hidden_size_list=[128, 0]", ("encoder_hidden_size_list", "[128, 0]")),
         ("dqnkit.max_env_steps=0", ("dqnkit.max_env_steps must be a whole number >= 1 or null",)),
         ("dqnkit.save_freq=0", ("dqnkit.save_freq",)),

@@ -172,17 +172,19 @@ def _restore(plan: RunPlan, policy: Any, ctx: Any) -> None:
     ctx.last_eval_iter = int(state.get("last_eval_iter", -1))
 
 
-def _fused_adam(optimizer: Any) -> None:
+def _configure_adam(optimizer: Any, eps: float) -> None:
     """torch's fused CPU Adam kernel: one call for all parameters instead of several small ops per tensor
-    (benchmarks/NOTES.md). DQNPolicy builds its Adam without the flag."""
+    (benchmarks/NOTES.md); and `policy.learn.adam_eps`. DQNPolicy builds its Adam with neither."""
     for group in optimizer.param_groups:
         group["fused"] = True
+        group["eps"] = eps
 
 
 def _make_recorder(plan: RunPlan, policy: Any, progress: ProgressLine) -> RunRecorder:
     if plan.resume_state is not None:
         _restore(plan, policy, task.ctx)
-    _fused_adam(policy._optimizer)  # after _restore: loading an optimizer state replaces its param_groups
+    # after _restore: loading an optimizer state replaces its param_groups
+    _configure_adam(policy._optimizer, float(plan.cfg.policy.learn.adam_eps))
     return RunRecorder(plan, policy, progress, request_stop=lambda: setattr(task, "finish", True))
 
 
