@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import CONFIGS, assert_user_error, cli, eval_without_torch
-from dqnkit.checkpoint import load_checkpoint
+from conftest import CONFIGS, REPO, assert_user_error, cli, eval_without_torch
+from dqnkit.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
 
 TINY = ["--set", "env.collector_env_num=4", "--set", "env.evaluator_env_num=2", "--set", "env.n_evaluator_episode=2"]
 
@@ -47,6 +49,22 @@ def pong_export(pong_run: Path) -> Path:
     result = cli("dqn-export", "--ckpt", str(pong_run / "best.pth.tar"), "--out", str(pong_run / "export"))
     assert result.returncode == 0, result.stderr
     return pong_run / "export"
+
+
+def test_live_units_tells_a_seeing_network_from_one_whose_first_layer_died(pong_run: Path, tmp_path: Path) -> None:
+    state = load_checkpoint(pong_run / "final.pth.tar")
+    state["model"]["encoder.main.0.bias"] = state["model"]["encoder.main.0.bias"] - 1000.0  # every unit negative
+    keys = ("env_step", "train_iter", "config", "last_eval", "best_eval", "last_eval_iter", "wall_seconds")
+    dead = build_checkpoint(state, **{key: state[key] for key in keys})
+    save_checkpoint(dead, tmp_path / "dead.pth.tar")
+    script = [sys.executable, str(REPO / "scripts" / "live_units.py"), str(pong_run), str(tmp_path / "dead.pth.tar")]
+    proc = subprocess.run([*script, "--frames", "16", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(next(tmp_path.glob("live-units-*.json")).read_text())["checkpoints"]
+    assert [Path(r["checkpoint"]).name for r in rows] == ["best.pth.tar", "final.pth.tar", "dead.pth.tar"]
+    assert all(0.2 < r["live_units"][0] < 0.8 for r in rows[:2])  # a young network sees the screen
+    assert rows[2]["live_units"][0] == 0 and rows[2]["q_std_over_frames"] == 0  # one answer for every screen
+    assert "| pong/final.pth.tar |" in next(tmp_path.glob("live-units-*.md")).read_text()
 
 
 def test_the_export_takes_uint8_frames_and_records_the_preprocessing(pong_export: Path) -> None:
