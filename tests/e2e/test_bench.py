@@ -91,7 +91,7 @@ def test_bench_workers_compares_one_process_with_workers(tmp_path: Path) -> None
         "--throughput-steps",
         "200",
         "--max-env-steps",
-        "1500",
+        "400",
         "--out",
         str(tmp_path),
     )
