@@ -6,7 +6,7 @@ screen; benchmarks/NOTES.md ("Pong's first conv layer died") has the case that p
 
     python scripts/live_units.py runs/pong_dqn_seed0 [more run folders or .pth.tar files] [--frames 256]
 
-Frames come from random play of the run's game with its recorded preprocessing (training's, seed 0).
+Frames come from random play of the run's game with its recorded preprocessing (as dqn-eval builds it, seed 0).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from results_io import RESULTS, command_line, machine, save_results
 
 
 def checkpoints(target: Path) -> list[Path]:
-    """A run folder's checkpoints in training order (best first: the earliest evaluated), or the file given."""
+    """A run folder's checkpoints: best, the periodic ones by iteration, final; or the file given."""
     if target.is_file():
         return [target]
 
@@ -37,22 +37,20 @@ def checkpoints(target: Path) -> list[Path]:
 
 
 def random_frames(net: Any, count: int) -> torch.Tensor:
-    from dqnkit.atari import AtariGame, AtariSettings, atari_game
+    from dqnkit.envs import make_raw_env, reset_env, step_env
 
-    ref = net.env_ref
-    name = atari_game(ref.env_id)
-    if name is None:
-        raise SystemExit(f"{net.source}: trained on {ref.env_id}, not an Atari game")
-    game = AtariGame(name, AtariSettings.from_config(ref.atari), training=True)
+    if net.obs_dtype != "uint8":
+        raise SystemExit(f"{net.source}: trained on {net.env_id}, not on frames")
+    env = make_raw_env(net.env_ref)
     rng = np.random.default_rng(0)
-    obs, _ = game.reset(seed=0)
+    obs = reset_env(env, 0)
     frames = []
     for _ in range(count):
-        obs, _, terminated, truncated, _ = game.step(int(rng.integers(game.action_count)))
-        frames.append(obs.copy())
-        if terminated or truncated:
-            obs, _ = game.reset()
-    game.close()
+        obs, _, done, _ = step_env(env, int(rng.integers(net.action_count)))
+        frames.append(np.array(obs, copy=True))
+        if done:
+            obs = reset_env(env, None)
+    env.close()
     return torch.from_numpy(np.stack(frames))
 
 
