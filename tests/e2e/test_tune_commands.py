@@ -68,6 +68,35 @@ def test_a_stopped_study_stays_consistent_and_the_same_command_continues_it(tmp_
     assert plan.cfg.dqnkit.max_env_steps == 100_000  # the config's own budget, not the study's
 
 
+@pytest.mark.slow
+def test_a_recheck_picks_the_best_config_on_fresh_seeds_and_survives_a_stop(tmp_path: Path) -> None:
+    args = ["--config", str(CONFIGS / "cartpole.py"), "--seeds", "1", "--max-env-steps", "3000", "--trials", "2"]
+    args += ["--recheck", "2"]  # both trials, each on one fresh seed: seed 1
+    proc = subprocess.Popen([str(BIN / "dqn-tune"), *args], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    study = tmp_path / "studies/cartpole_dqn"
+    deadline = time.monotonic() + 180
+    while not any(len(m.read_text().splitlines()) > 2 for m in study.glob("trials/*/seed1/metrics.csv")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGTERM)  # during the first recheck
+    _, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == 143, stderr
+    assert "was interrupted; the same command runs it again" in stderr
+
+    again = cli("dqn-tune", *args, cwd=tmp_path, timeout=240)
+    assert again.returncode == 0, again.stderr
+    rows = trials(study)
+    assert [row["state"] for row in rows] == ["COMPLETE", "COMPLETE"]  # the search was not run again
+    rechecked = {int(row["number"]): float(row["recheck_value"]) for row in rows}
+    for number in rechecked:
+        summary = json.loads((study / f"trials/trial_{number:04d}/seed1/summary.json").read_text())
+        assert summary["env_steps"] >= 3000 or summary["stop_reason"] == "stop_value", summary
+    best = min(rechecked, key=lambda n: (rechecked[n], n))
+    header = (study / "best_config.py").read_text().splitlines()[:3]
+    assert f"trial {best}," in header[0] and header[2].startswith("# Rechecked on seeds 1: "), header
+    assert f"best trial {best}: " in again.stderr and "on fresh seeds 1: " in again.stderr
+
+
 def _postgres_bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name) or ""]
     assert found[-1], f"{name} not found: install PostgreSQL (.ci/run does)"
@@ -145,5 +174,6 @@ def test_mistakes_are_one_line_and_exit_2(tmp_path: Path, space: str | None, ext
 @pytest.mark.contract
 def test_help_names_every_option_and_imports_neither_ding_torch_nor_optuna() -> None:
     text = help_without_heavy_imports("tune", ("ding", "torch", "optuna"))
-    for flag in ("--trials", "--seeds", "--jobs", "--space", "--print-space", "--storage", "--study", "--out"):
+    flags = ("--trials", "--seeds", "--jobs", "--space", "--print-space", "--storage", "--study", "--out", "--recheck")
+    for flag in flags:
         assert flag in text, flag

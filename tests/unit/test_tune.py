@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from dqnkit.config import compile_dqn_config, load_config_file, parse_override, to_plain
 from dqnkit.errors import UserError
+from dqnkit.tune import report
 from dqnkit.tune.objective import Curve, area_value, intermediate, report_steps, seed_steps, steps_value
 from dqnkit.tune.space import SPACES_DIR, Choices, Range, as_overrides, config_values, derived, load_space, sample
 
@@ -162,3 +164,50 @@ def test_the_configs_own_values_start_the_search_when_the_space_holds_them(
         "policy.model.encoder_hidden_size_list": [128, 128, 64],
         "policy.learn.learning_rate": 0.001,
     }
+
+
+def finished_study(values: list[float]) -> optuna.Study:
+    """A real Optuna study whose trials completed with these scores (steps: lower is better)."""
+    study = optuna.create_study(study_name="rechecked", direction="minimize")
+    for number, value in enumerate(values):
+        lr = 1e-3 * (number + 1)
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=value,
+                user_attrs={"config": {"policy.learn.learning_rate": lr}, "summary": f"score {value:,.0f} env steps"},
+            )
+        )
+    return study
+
+
+def test_a_recheck_on_fresh_seeds_picks_the_best_config(tmp_path: Path, cartpole: dict[str, Any]) -> None:
+    study = finished_study([90_000, 45_000, 60_000, 50_000])
+    assert [t.number for t in report.finalists(study, 3)] == [1, 3, 2]  # the search's three best
+    assert report.best_trial(study).number == 1  # nothing rechecked: the search's best
+    # trial 1 was lucky on the search's seeds; on fresh ones trial 3 does better
+    study.set_user_attr("recheck:1", {"seeds": [3, 4], "run_dirs": [], "value": 98_000.2, "summary": "score 98,000"})
+    study.set_user_attr("recheck:3", {"seeds": [3, 4], "run_dirs": [], "value": 52_000.1, "summary": "score 52,000"})
+    study.set_user_attr("recheck:2", {"seeds": [3, 4], "run_dirs": [], "failure": "seed 3: exit code 1"})
+    assert report.best_trial(study).number == 3
+
+    main, create = load_config_file(CONFIGS / "cartpole.py")
+    text = report.best_config_text(study, report.best_trial(study), (main, create), cartpole)
+    assert "trial 3" in text and "Rechecked on seeds 3-4: score 52,000." in text
+    (tmp_path / "best_config.py").write_text(text)
+    loaded, _ = load_config_file(tmp_path / "best_config.py")  # as dqn-train loads it
+    assert loaded["policy"]["learn"]["learning_rate"] == pytest.approx(4e-3)
+
+    report.write_trials_csv(study, tmp_path / "trials.csv")
+    rows = {int(r["number"]): r for r in csv.DictReader((tmp_path / "trials.csv").open())}
+    assert rows[3]["recheck_value"] == "52000.1" and rows[0]["recheck_value"] == ""
+    assert rows[2]["recheck_summary"] == "seed 3: exit code 1"
+
+
+def test_a_maximized_study_rechecks_its_highest_scores() -> None:
+    study = optuna.create_study(direction="maximize")
+    for value in (100.0, 180.0, 150.0):
+        study.add_trial(optuna.trial.create_trial(value=value))
+    assert [t.number for t in report.finalists(study, 2)] == [1, 2]
+    study.set_user_attr("recheck:1", {"seeds": [3], "run_dirs": [], "value": 120.0, "summary": "score 120.0"})
+    study.set_user_attr("recheck:2", {"seeds": [3], "run_dirs": [], "value": 140.0, "summary": "score 140.0"})
+    assert report.best_trial(study).number == 2

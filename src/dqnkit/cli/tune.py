@@ -12,6 +12,7 @@ examples:
   dqn-tune --config configs/cartpole.py --trials 20 --seeds 3 --max-env-steps 30000
   dqn-tune --config configs/lunarlander.py --print-space > space.yaml     # the default space, to edit
   dqn-tune --config configs/lunarlander.py --space space.yaml --set policy.nstep=3
+  dqn-tune --config configs/cartpole.py --trials 20 --seeds 3 --recheck 3 --recheck-seeds 5
   dqn-train --config studies/cartpole_dqn/best_config.py                   # train the best configuration
 
 several machines, one study (Optuna's RDB storage; `pip install` nothing more):
@@ -24,6 +25,10 @@ that does not stop counts as the budget plus up to one more budget by how far it
 (maximized): the median area under the evaluation curve. Poor trials are pruned on their median evaluation curve.
 The study folder (studies/<study>/) gets trials/, trials.csv, best_config.py and PNG plots. Ctrl-C keeps the study
 consistent: the same command continues it, running the interrupted trial's values again.
+
+The best of many trials scored on a few seeds is partly a lucky draw. --recheck K trains the search's K best
+trials again on M fresh seeds (the M after the search's own) once it has its trials, and best_config.py becomes the
+one that scores best on them; add it to a finished study's command to recheck that study.
 """
 
 
@@ -44,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_set_option(p, "fix a config key for every trial, as in dqn-train (repeatable)")
     p.add_argument("--objective", choices=("steps", "area"), default="steps", help="what a trial is judged on")
     p.add_argument("--pruner", choices=("median", "halving", "none"), default="median", help="Optuna's pruner")
+    p.add_argument(
+        "--recheck",
+        type=positive_int,
+        metavar="K",
+        help="then train the K best trials again on fresh seeds and pick best_config.py by those (default: none)",
+    )
+    p.add_argument(
+        "--recheck-seeds", type=positive_int, metavar="M", help="fresh seeds per rechecked trial (default: --seeds)"
+    )
     return p
 
 
@@ -51,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.jobs is not None and args.jobs > args.seeds:
         build_parser().error(f"--jobs {args.jobs} exceeds --seeds {args.seeds}: a process runs one trial at a time")
+    if args.recheck_seeds is not None and args.recheck is None:
+        build_parser().error("--recheck-seeds needs --recheck K: how many of the best trials to train again")
 
     def command() -> int:
         from dqnkit.tune.study import TuneOptions, prepare, tune
@@ -68,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
             overrides=args.overrides,
             objective=args.objective,
             pruner=args.pruner,
+            recheck=args.recheck or 0,
+            recheck_seeds=args.recheck_seeds,
         )
         if args.print_space:
             print(prepare(options).space_file.read_text(), end="")

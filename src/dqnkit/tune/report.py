@@ -21,19 +21,46 @@ HISTORY_PNG = "optimization_history.png"
 IMPORTANCES_PNG = "param_importances.png"
 BEST_CURVES_PNG = "best_trial_curves.png"
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+RECHECK = "recheck:"  # study attribute "recheck:<trial number>": that trial trained again on fresh seeds
 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=FINISHED)
 
 
-def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+def rechecks(study: optuna.Study) -> dict[int, dict[str, Any]]:
+    """The recorded rechecks by trial number: seeds, run_dirs, and value and summary (or failure)."""
+    return {int(key[len(RECHECK) :]): value for key, value in study.user_attrs.items() if key.startswith(RECHECK)}
+
+
+def finalists(study: optuna.Study, count: int) -> list[optuna.trial.FrozenTrial]:
+    """The `count` best completed trials by the search's own score, best first (ties: the earlier trial)."""
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return study.best_trial if complete else None
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    return sorted(complete, key=lambda t: (sign * float(t.value or 0.0), t.number))[:count]
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """Once trials are rechecked, the best of them on their fresh seeds; before, the search's best."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        return None
+    scored = {number: float(r["value"]) for number, r in rechecks(study).items() if r.get("value") is not None}
+    if not scored:
+        return study.best_trial
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    number = min(scored, key=lambda n: (sign * scored[n], n))
+    return study.get_trials(deepcopy=False)[number]
 
 
 def write_trials_csv(study: optuna.Study, path: Path) -> None:
     frame = study.trials_dataframe(attrs=("number", "state", "value", "duration", "params", "user_attrs"))
+    done = rechecks(study)
+    if done:
+        frame["recheck_value"] = frame["number"].map(lambda n: done.get(n, {}).get("value"))
+        frame["recheck_summary"] = frame["number"].map(
+            lambda n: done[n].get("summary") or done[n].get("failure") if n in done else None
+        )
     atomic_write_bytes(path, frame.to_csv(index=False).encode())
 
 
@@ -49,9 +76,15 @@ def best_config_text(
     apply_overrides(main, [parse_override(o) for o in as_overrides(values)], compiled)
     main["exp_name"] = f"{main.get('exp_name', 'dqn')}_tuned"
     lines = [f"#   {key} = {value!r}" for key, value in values.items()]
+    recheck = rechecks(study).get(trial.number)
+    rechecked = (
+        f"# Rechecked on seeds {seed_range(recheck['seeds'])}: {recheck['summary']}.\n"
+        if recheck and recheck.get("value") is not None
+        else ""
+    )
     return (
         f"# dqn-tune study {study.study_name!r}: trial {trial.number}, objective {trial.value:.6g}\n"
-        f"# ({trial.user_attrs.get('summary', '')}). Its values:\n" + "\n".join(lines) + "\n"
+        f"# ({trial.user_attrs.get('summary', '')}).\n" + rechecked + "# Its values:\n" + "\n".join(lines) + "\n"
         "# Train it with: dqn-train --config this_file\n"
         "from easydict import EasyDict\n\ninf, nan = float('inf'), float('nan')\n\n"
         f"main_config = EasyDict({pprint.pformat(main, sort_dicts=False)})\n\n"
@@ -82,12 +115,17 @@ def write_plots(study: optuna.Study, study_dir: Path) -> list[str]:
     plt.close("all")
     best = best_trial(study)
     if best is not None:
-        dirs = [Path(d) for d in best.user_attrs.get("run_dirs", []) if Path(d, "metrics.csv").is_file()]
+        recorded = [*best.user_attrs.get("run_dirs", []), *rechecks(study).get(best.number, {}).get("run_dirs", [])]
+        dirs = [Path(d) for d in recorded if Path(d, "metrics.csv").is_file()]
         if dirs:
             plot_runs(dirs, study_dir / BEST_CURVES_PNG, title=f"{study.study_name}: trial {best.number}, every seed")
         else:
             notes.append(f"{BEST_CURVES_PNG}: trial {best.number}'s run folders are on the machine that ran it")
     return notes
+
+
+def seed_range(seeds: list[int]) -> str:
+    return f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
 
 
 def write_reports(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import random
+import shutil
 import statistics
 import sys
 import time
@@ -54,6 +55,8 @@ class TuneOptions:
     overrides: list[str] = field(default_factory=list)
     objective: str = "steps"
     pruner: str = "median"
+    recheck: int = 0  # the best trials trained again on fresh seeds once the search has its trials
+    recheck_seeds: int | None = None  # default: --seeds
 
 
 @dataclass
@@ -73,6 +76,44 @@ class Search:
     @property
     def seeds(self) -> list[int]:
         return list(range(self.options.seeds))
+
+    @property
+    def recheck_seeds(self) -> list[int]:
+        """Seeds no trial of the search trained on."""
+        first = self.options.seeds
+        return list(range(first, first + (self.options.recheck_seeds or self.options.seeds)))
+
+    def trial_dir(self, number: int) -> Path:
+        return self.folder / "trials" / f"trial_{number:04d}"
+
+    def run_dirs(self, number: int, seeds: list[int]) -> list[str]:
+        return [str(run.run_dir.resolve()) for run in seed_runs(self.trial_dir(number), seeds)]
+
+    def train(
+        self, trial_number: int, seeds: list[int], params: dict[str, Any], check: Callable[[list[SeedRun]], None]
+    ) -> list[SeedRun]:
+        """The config with `params` trained on `seeds` into the trial's folder; stopped early if `check` raises."""
+        trial_dir = self.trial_dir(trial_number)
+        runs = seed_runs(trial_dir, seeds)
+        options = self.options
+        child = ["--config", options.config, "--runs-dir", str(trial_dir), "--max-env-steps", str(self.budget)]
+        child += [f"--set={o}" for o in [*options.overrides, *as_overrides(params)]]
+        run_seeds(runs, child, options.jobs or len(seeds), check, lambda text: print_line(f"  {text}"))
+        return runs
+
+    def outcome(self, runs: list[SeedRun]) -> tuple[float, dict[str, Any]]:
+        """A finished set of seeds' score and what is recorded of it."""
+        summaries = [s for s in (run.summary() for run in runs) if s is not None]
+        objective = self.options.objective
+        value = trial_value(objective, summaries, [curve_of(r) for r in runs], self.budget, self.stop_value)
+        solved = sum(s["stop_reason"] == "stop_value" for s in summaries)
+        stops = ", ".join(f"{s['env_steps']:,}" if s["stop_reason"] == "stop_value" else "-" for s in summaries)
+        return value, {
+            "env_steps": [int(s["env_steps"]) for s in summaries],
+            "seeds_stopped": solved,
+            "median_wall_seconds": round(statistics.median(float(s["wall_seconds"]) for s in summaries), 1),
+            "summary": f"{describe(objective, value)}; {solved}/{len(runs)} seeds stopped ({stops})",
+        }
 
     def settings(self) -> dict[str, Any]:
         """What must not change between the processes and sessions of one study."""
@@ -197,13 +238,7 @@ class Objective:
         params = sample(self.search.space, trial)
         params.update(derived(self.search.compiled, params))
         trial.set_user_attr("config", params)  # the values the seeds trained with, derived ones included
-        trial_dir = self.search.folder / "trials" / f"trial_{trial.number:04d}"
-        runs = seed_runs(trial_dir, self.search.seeds)
-        trial.set_user_attr("run_dirs", [str(run.run_dir.resolve()) for run in runs])
-        options = self.search.options
-        child = ["--config", options.config, "--runs-dir", str(trial_dir), "--max-env-steps", str(self.search.budget)]
-        child += [f"--set={o}" for o in [*options.overrides, *as_overrides(params)]]
-        reporter = Reporter(trial, options.objective, self.search.stop_value, self.search.budget)
+        reporter = Reporter(trial, self.search.options.objective, self.search.stop_value, self.search.budget)
         head = self._head(trial.number)
 
         def check(started: list[SeedRun]) -> None:
@@ -211,13 +246,11 @@ class Objective:
             if sys.stderr.isatty():
                 redraw(f"{head} | {status_line(started)}")
 
-        shown = ", ".join(
-            f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in params.items()
-        )
         given = " (the config as given)" if trial.user_attrs.get("baseline") else ""
-        print_line(f"dqnkit: trial {trial.number}{given}: {shown}")
+        print_line(f"dqnkit: trial {trial.number}{given}: {shown_values(params)}")
+        trial.set_user_attr("run_dirs", self.search.run_dirs(trial.number, self.search.seeds))
         try:
-            run_seeds(runs, child, options.jobs or options.seeds, check, lambda text: print_line(f"  {text}"))
+            runs = self.search.train(trial.number, self.search.seeds, params, check)
         except KeyboardInterrupt:
             trial.set_user_attr("failure", "interrupted; its values run again as a new trial")
             raise
@@ -239,24 +272,16 @@ class Objective:
             print_line(f"dqnkit: trial {trial.number} failed ({failed}); the search goes on")
             return math.nan
         self.failures_in_a_row = 0
-        summaries = [s for s in (run.summary() for run in runs) if s is not None]
-        value = trial_value(
-            self.search.options.objective,
-            summaries,
-            [curve_of(r) for r in runs],
-            self.search.budget,
-            self.search.stop_value,
-        )
-        solved = sum(s["stop_reason"] == "stop_value" for s in summaries)
-        wall = statistics.median(float(s["wall_seconds"]) for s in summaries)
-        trial.set_user_attr("env_steps", [int(s["env_steps"]) for s in summaries])
-        trial.set_user_attr("seeds_stopped", solved)
-        trial.set_user_attr("median_wall_seconds", round(wall, 1))
-        stops = ", ".join(f"{s['env_steps']:,}" if s["stop_reason"] == "stop_value" else "-" for s in summaries)
-        trial.set_user_attr(
-            "summary", f"{describe(self.search.options.objective, value)}; {solved}/{len(runs)} seeds stopped ({stops})"
-        )
+        value, recorded = self.search.outcome(runs)
+        for key, attr in recorded.items():
+            trial.set_user_attr(key, attr)
         return value
+
+
+def shown_values(params: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in params.items()
+    )
 
 
 def describe(objective: str, value: float | None) -> str:
@@ -288,9 +313,11 @@ def tune(options: TuneOptions) -> int:
     ]
     started = time.monotonic()
     try:
-        if len(report.finished_trials(study)) < options.trials:
-            with InterruptSignals():  # SIGTERM stops the study as Ctrl-C does
+        with InterruptSignals():  # SIGTERM stops the study as Ctrl-C does
+            if len(report.finished_trials(study)) < options.trials:
                 study.optimize(objective, callbacks=callbacks, catch=())
+            if options.recheck:
+                recheck(search, study, reports)
     except KeyboardInterrupt:
         _queue_again(study, objective.current)
         reports.write(study)  # the interrupted trial ends after the last trial's callback wrote them
@@ -312,6 +339,47 @@ class Reports:
 
     def write(self, study: optuna.Study) -> None:
         self.notes = report.write_reports(study, self.search.folder, self.search.given, self.search.compiled)
+
+
+def recheck(search: Search, study: optuna.Study, reports: Reports) -> None:
+    """Train the search's best trials again on fresh seeds, each once: the scores that pick best_config.py."""
+    done = report.rechecks(study)
+    for number, record in done.items():
+        if record["seeds"] != search.recheck_seeds:
+            raise UserError(
+                f"study {study.study_name!r} rechecked trial {number} on seeds {record['seeds']}, this command asks "
+                f"for {search.recheck_seeds}: give --recheck-seeds {len(record['seeds'])}"
+            )
+    todo = [t for t in report.finalists(study, search.options.recheck) if t.number not in done]
+    for i, trial in enumerate(todo, 1):
+        _recheck_trial(search, study, trial, f"recheck {i}/{len(todo)}: trial {trial.number}")
+        reports.write(study)
+
+
+def _recheck_trial(search: Search, study: optuna.Study, trial: optuna.trial.FrozenTrial, head: str) -> None:
+    seeds = search.recheck_seeds
+    for seed in seeds:  # what an interrupted recheck of this trial left: it runs again whole
+        shutil.rmtree(search.trial_dir(trial.number) / f"seed{seed}", ignore_errors=True)
+
+    def check(started: list[SeedRun]) -> None:
+        if sys.stderr.isatty():
+            redraw(f"{head} | {status_line(started)}")
+
+    print_line(f"dqnkit: {head} ({trial.user_attrs.get('summary', '')}) on fresh seeds {report.seed_range(seeds)}")
+    try:
+        runs = search.train(trial.number, seeds, trial.user_attrs.get("config", trial.params), check)
+    except KeyboardInterrupt:
+        print_line(f"dqnkit: the recheck of trial {trial.number} was interrupted; the same command runs it again")
+        raise
+    record: dict[str, Any] = {"seeds": seeds, "run_dirs": search.run_dirs(trial.number, seeds)}
+    failed = failure(runs)
+    if failed is None:
+        value, recorded = search.outcome(runs)
+        record.update(recorded, value=value)
+    else:
+        record["failure"] = failed
+    study.set_user_attr(f"{report.RECHECK}{trial.number}", record)
+    print_line(f"dqnkit: trial {trial.number} rechecked: {record.get('summary') or record['failure']}")
 
 
 def _after_trial(search: Search, reports: Reports, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -339,6 +407,11 @@ def _queue_again(study: optuna.Study, number: int | None) -> None:
         print_line(f"dqnkit: trial {number} was interrupted; the same command runs its values again first")
 
 
+def _rechecked_text(study: optuna.Study, number: int) -> str:
+    record = report.rechecks(study).get(number, {})
+    return f"on fresh seeds {report.seed_range(record['seeds'])}: {record['summary']}; " if "summary" in record else ""
+
+
 def _print_outcome(search: Search, study: optuna.Study, seconds: float) -> None:
     from dqnkit.progress import format_duration
 
@@ -349,7 +422,8 @@ def _print_outcome(search: Search, study: optuna.Study, seconds: float) -> None:
         f"dqnkit: study {search.name!r}: {len(trials)} trials ({pruned} pruned) in {format_duration(seconds)} here; "
         + (
             f"best trial {best.number}: {best.user_attrs.get('summary', '')}; "
-            f"train it with: dqn-train --config {search.folder / report.BEST_CONFIG}"
+            + _rechecked_text(study, best.number)
+            + f"train it with: dqn-train --config {search.folder / report.BEST_CONFIG}"
             if best
             else "no trial completed"
         ),
