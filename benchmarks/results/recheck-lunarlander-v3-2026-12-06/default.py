@@ -5,7 +5,7 @@ import copy
 import runpy
 from pathlib import Path
 
-_b = runpy.run_path(str(Path(__file__).parents[3] / "configs" / "lunarlander.py"))
+_b = runpy.run_path(str(Path(__file__).resolve().parents[3] / "configs" / "lunarlander.py"))
 main_config = copy.deepcopy(_b["main_config"])
 main_config.exp_name = "lunarlander_v3_dqn"
 main_config.env.env_id = "LunarLander-v3"

@@ -1,19 +1,19 @@
-"""Re-check candidate t30 (issue 29): configs/lunarlander_v3.py with the study's values."""
+"""Recheck candidate t30 (issue 29): the study's trial 30."""
 
-import copy
 import runpy
 from pathlib import Path
 
-_b = runpy.run_path(str(Path(__file__).parents[3] / "configs" / "lunarlander_v3.py"))
-main_config = copy.deepcopy(_b["main_config"])
-create_config = copy.deepcopy(_b["create_config"])
-p = main_config.policy
-p.learn.learning_rate = 0.0017727415358430065
-p.learn.batch_size = 128
-p.learn.update_per_collect = 16
-p.collect.n_sample = 64
-p.learn.target_update_freq = 50
-p.discount_factor = 0.995
-p.other.eps.decay = 3741
-p.eval.evaluator.eval_freq = 1000
-main_config.exp_name = "ll_v3_t30"
+candidate = runpy.run_path(str(Path(__file__).with_name("_candidate.py")))["candidate"]
+main_config, create_config = candidate(
+    "t30",
+    {
+        "learn.learning_rate": 0.0017727415358430065,
+        "learn.batch_size": 128,
+        "learn.update_per_collect": 16,
+        "collect.n_sample": 64,
+        "learn.target_update_freq": 50,
+        "discount_factor": 0.995,
+        "other.eps.decay": 3741,
+        "eval.evaluator.eval_freq": 1000,
+    },
+)
