@@ -33,10 +33,23 @@ def rechecks(study: optuna.Study) -> dict[int, dict[str, Any]]:
     return {int(key[len(RECHECK) :]): value for key, value in study.user_attrs.items() if key.startswith(RECHECK)}
 
 
+def recheck_line(study: optuna.Study, number: int) -> str | None:
+    """ "seeds 3-5: <score and stops>" for a rechecked trial that trained; None otherwise."""
+    record = rechecks(study).get(number)
+    if record is None or record.get("value") is None:
+        return None
+    return f"seeds {seed_range(record['seeds'])}: {record['summary']}"
+
+
+def _sign(study: optuna.Study) -> float:
+    """Multiplies a score so that lower is better, whichever way the study goes."""
+    return -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+
+
 def finalists(study: optuna.Study, count: int) -> list[optuna.trial.FrozenTrial]:
     """The `count` best completed trials by the search's own score, best first (ties: the earlier trial)."""
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    sign = _sign(study)
     return sorted(complete, key=lambda t: (sign * float(t.value or 0.0), t.number))[:count]
 
 
@@ -48,7 +61,7 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     scored = {number: float(r["value"]) for number, r in rechecks(study).items() if r.get("value") is not None}
     if not scored:
         return study.best_trial
-    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    sign = _sign(study)
     number = min(scored, key=lambda n: (sign * scored[n], n))
     return study.get_trials(deepcopy=False)[number]
 
@@ -76,12 +89,8 @@ def best_config_text(
     apply_overrides(main, [parse_override(o) for o in as_overrides(values)], compiled)
     main["exp_name"] = f"{main.get('exp_name', 'dqn')}_tuned"
     lines = [f"#   {key} = {value!r}" for key, value in values.items()]
-    recheck = rechecks(study).get(trial.number)
-    rechecked = (
-        f"# Rechecked on seeds {seed_range(recheck['seeds'])}: {recheck['summary']}.\n"
-        if recheck and recheck.get("value") is not None
-        else ""
-    )
+    line = recheck_line(study, trial.number)
+    rechecked = f"# Rechecked on {line}.\n" if line else ""
     return (
         f"# dqn-tune study {study.study_name!r}: trial {trial.number}, objective {trial.value:.6g}\n"
         f"# ({trial.user_attrs.get('summary', '')}).\n" + rechecked + "# Its values:\n" + "\n".join(lines) + "\n"

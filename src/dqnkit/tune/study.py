@@ -407,25 +407,23 @@ def _queue_again(study: optuna.Study, number: int | None) -> None:
         print_line(f"dqnkit: trial {number} was interrupted; the same command runs its values again first")
 
 
-def _rechecked_text(study: optuna.Study, number: int) -> str:
-    record = report.rechecks(study).get(number, {})
-    return f"on fresh seeds {report.seed_range(record['seeds'])}: {record['summary']}; " if "summary" in record else ""
-
-
 def _print_outcome(search: Search, study: optuna.Study, seconds: float) -> None:
     from dqnkit.progress import format_duration
 
     trials = report.finished_trials(study)
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
     best = report.best_trial(study)
+    if best is None:
+        outcome = "no trial completed"
+    else:
+        rechecked = report.recheck_line(study, best.number)
+        outcome = (
+            f"best trial {best.number}: {best.user_attrs.get('summary', '')}; "
+            + (f"on fresh {rechecked}; " if rechecked else "")
+            + f"train it with: dqn-train --config {search.folder / report.BEST_CONFIG}"
+        )
     print(
         f"dqnkit: study {search.name!r}: {len(trials)} trials ({pruned} pruned) in {format_duration(seconds)} here; "
-        + (
-            f"best trial {best.number}: {best.user_attrs.get('summary', '')}; "
-            + _rechecked_text(study, best.number)
-            + f"train it with: dqn-train --config {search.folder / report.BEST_CONFIG}"
-            if best
-            else "no trial completed"
-        ),
+        + outcome,
         file=sys.stderr,
     )
