@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.dqnkit-installed
 ARGS ?=
 
-.PHONY: install train test test-fast lint format docs bench clean
+.PHONY: install train test test-fast test-sweeps lint format docs bench clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(ARGS)
 	$(BIN)/python -m pytest tests/e2e -m contract $(ARGS)
+
+# The slower tier: each command signalled at 30 moments of its life (about 10 minutes; .ci/run runs it after test).
+test-sweeps: $(STAMP)
+	$(BIN)/python -m pytest tests/sweeps $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts configs

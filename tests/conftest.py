@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import time
@@ -287,3 +288,13 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory):
         return cache[config]
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored() -> Iterator[None]:
+    """A test that runs a command's main() in this process leaves its signal handlers behind: the next test, in any
+    order, starts with pytest's own."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)

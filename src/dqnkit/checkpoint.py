@@ -74,6 +74,7 @@ def build_checkpoint(
     best_eval: float | None,
     last_eval_iter: int,
     wall_seconds: float,
+    random_state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     checkpoint = {
         "format": FORMAT,
@@ -90,6 +91,8 @@ def build_checkpoint(
         "best_eval": best_eval,
         "versions": versions(),
     }
+    if random_state is not None:  # the generators as they were when the state was taken (dqnkit.rngstate)
+        checkpoint["random_state"] = random_state
     checkpoint["sha256"] = content_digest(checkpoint)
     return checkpoint
 

@@ -36,9 +36,9 @@ DQNKIT_DEFAULTS: dict[str, Any] = {
     # the stop rule) this many train iterations after the weights they scored, so that runs stay reproducible.
     # None: a quarter of policy.eval.evaluator.eval_freq.
     "eval_lag": None,
-    # Save the replay buffer beside final.pth.tar (final.replay.pth.tar), for --resume to refill it. None: for pixel
-    # runs, whose buffers take hours to fill.
-    "save_replay": None,
+    # Save the replay buffer beside final.pth.tar (final.replay.pth.tar), priorities included, for --resume to refill
+    # it: a resumed run keeps its experience (LunarLander's full 100k buffer: benchmarks/NOTES.md).
+    "save_replay": True,
     # Pixel runs: keep replay frames zlib-compressed (Atari frames shrink 20-30x; sampling decompresses a batch's), so
     # that a 100k buffer's whole process stays under 1 GB; false: raw uint8 frames, ~7% faster (benchmarks/NOTES.md).
     "compress_frames": True,
@@ -53,8 +53,7 @@ LEARN_DEFAULTS: dict[str, Any] = {
 # dqnkit keys whose null means something (no limit, no minimum, torch's default, the default lag): --set may clear
 # them.
 NULLABLE_KEYS = {
-    f"dqnkit.{name}"
-    for name in ("max_env_steps", "max_train_iters", "stop_min_return", "torch_threads", "eval_lag", "save_replay")
+    f"dqnkit.{name}" for name in ("max_env_steps", "max_train_iters", "stop_min_return", "torch_threads", "eval_lag")
 }
 
 

@@ -418,8 +418,23 @@ def _inference_threads(agent: Agent) -> AbstractContextManager[None]:
     return one_torch_thread()
 
 
+def paired_agents(models: list[str | Path], env_id: str | None, config_path: str | Path | None) -> list[Agent]:
+    """The two models of a paired comparison, loaded and checked before either plays: they must play the same env
+    (the one --env names, or the one both were trained on) with inputs and actions that fit it."""
+    agents = [load_agent(model, config_path) for model in models]
+    envs = [agent.env_ref.with_id(env_id) if env_id else agent.env_ref for agent in agents]
+    if envs[0].env_id != envs[1].env_id:
+        raise UserError(
+            f"{agents[0].path} plays {envs[0].env_id}, {agents[1].path} plays {envs[1].env_id}: a paired comparison "
+            "needs two models of one env (or --env naming one both fit)"
+        )
+    for agent, env in zip(agents, envs, strict=True):
+        require_fit(env, list(agent.meta["obs_shape"]), int(agent.meta["action_count"]), str(agent.path))
+    return agents
+
+
 def evaluate(
-    model: str | Path,
+    model: str | Path | Agent,
     *,
     env_id: str | None = None,
     episodes: int = 20,
@@ -433,7 +448,7 @@ def evaluate(
     config_path: str | Path | None = None,
     agent_view: bool = False,
 ) -> Report:
-    agent = load_agent(model, config_path)
+    agent = model if isinstance(model, Agent) else load_agent(model, config_path)
     env = agent.env_ref.with_id(env_id) if env_id else agent.env_ref
     env_id = env.env_id
     require_fit(env, list(agent.meta["obs_shape"]), int(agent.meta["action_count"]), str(agent.path))

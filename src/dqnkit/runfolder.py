@@ -57,12 +57,17 @@ def periodic_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(run_dir.glob("iteration_*.pth.tar"), key=lambda p: int(p.name.split("_")[1].split(".")[0]))
 
 
+def require_plain_name(name: str, what: str) -> None:
+    """A folder name, not a path: one level under the folder it goes in."""
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise UserError(f"{what} {name!r} must be a plain folder name")
+
+
 def new_run_dir(runs_dir: Path, exp_name: str | None, default_name: str) -> Path:
     """Where a new run goes: runs_dir/exp_name (which must be new or empty), or runs_dir/default_name with _2, _3...
     appended while that exists."""
     if exp_name is not None:
-        if not exp_name or Path(exp_name).name != exp_name or exp_name in (".", ".."):
-            raise UserError(f"--exp-name {exp_name!r} must be a plain folder name")
+        require_plain_name(exp_name, "--exp-name")
         run_dir = runs_dir / exp_name
         if run_dir.exists() and not run_dir.is_dir():
             raise UserError(f"--exp-name {exp_name}: {run_dir} is a file, not a folder")

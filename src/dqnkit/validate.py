@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dqnkit.envs import takes_frames
 from dqnkit.errors import UserError
 
 TD_TARGETS = ("double_dqn", "munchausen")
@@ -182,19 +181,10 @@ def check_run_config(cfg: Any) -> None:
     _check_family_model(cfg)
     check_td_target(cfg.policy.learn, cfg.policy.type)
     cfg.dqnkit.eval_lag = resolved_eval_lag(cfg)
-    cfg.dqnkit.save_replay = resolved_save_replay(cfg)
+    if not isinstance(cfg.dqnkit.save_replay, bool):
+        raise UserError(f"dqnkit.save_replay must be true or false, not {cfg.dqnkit.save_replay!r}")
     if not isinstance(cfg.dqnkit.compress_frames, bool):
         raise UserError(f"dqnkit.compress_frames must be true or false, not {cfg.dqnkit.compress_frames!r}")
-
-
-def resolved_save_replay(cfg: Any) -> bool:
-    """dqnkit.save_replay as a run uses it: the value set, or on for pixel runs."""
-    value = cfg.dqnkit.save_replay
-    if value is None:
-        return takes_frames(cfg.policy.model.obs_shape)
-    if not isinstance(value, bool):
-        raise UserError(f"dqnkit.save_replay must be true, false or null (on for pixel runs), not {value!r}")
-    return value
 
 
 # --- output paths ------------------------------------------------------------------------------------------------

@@ -311,3 +311,15 @@ def test_two_models_are_compared_on_the_same_episodes(exported_cartpole: Path, t
 def test_more_than_two_models_or_a_window_for_two() -> None:
     assert_user_error(cli("dqn-eval", "a.onnx", "b.onnx", "c.onnx"), "3 models given")
     assert_user_error(cli("dqn-eval", "a.onnx", "b.onnx", "--render"), "--render and --video show one model")
+
+
+def test_two_models_of_different_envs_are_refused_before_either_plays(
+    exported_cartpole: Path, tiny_run, tmp_path: Path
+) -> None:
+    lunar = tiny_run("lunarlander.py")
+    started = time.monotonic()
+    result = cli("dqn-eval", str(exported_cartpole / "model.onnx"), str(lunar), "--episodes", "50", "--seed", "3")
+    assert_user_error(result, "plays CartPole-v1", "plays LunarLander-v2", "needs two models of one env")
+    assert result.stdout == "" and time.monotonic() - started < 60  # no episode was played
+    forced = cli("dqn-eval", str(exported_cartpole / "model.onnx"), str(lunar), "--env", "CartPole-v1")
+    assert_user_error(forced, "expects observations [8] and 4 actions, but CartPole-v1 has [4] and 2")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -218,16 +219,37 @@ def test_an_output_folder_that_cannot_be_made(trained_cartpole: Path, tmp_path: 
     assert_user_error(result, "--out", "is a file, not a folder")
 
 
+def _crafted(trained: Path, tmp_path: Path, edit: Callable[[dict[str, torch.Tensor]], None]) -> Path:
+    """The trained CartPole agent's best checkpoint with its weights edited by `edit`, checksummed anew."""
+    from dqnkit.checkpoint import content_digest
+
+    state = torch.load(trained / "best.pth.tar", weights_only=True)
+    del state["sha256"]
+    edit(state["model"])
+    state["sha256"] = content_digest(state)
+    crafted = tmp_path / "crafted.pth.tar"
+    torch.save(state, crafted)
+    return crafted
+
+
+def _decisive_advantage(model: dict[str, torch.Tensor]) -> None:
+    """Action 1's advantage 10 above action 0's from any state, the advantages' weights shrunk 1e6-fold: whatever a
+    CPU's training made of the rest of the network, Q-values still vary with the state (through V, which both
+    actions share), and no rounding of int8 or fp16 can change a greedy action."""
+    model["head.A.1.0.weight"].mul_(1e-6)
+    model["head.A.1.0.bias"].copy_(torch.tensor([0.0, 10.0]))
+
+
 def test_reduced_precision_models_are_written_when_they_act_like_fp32(trained_cartpole: Path, tmp_path: Path) -> None:
+    crafted = _crafted(trained_cartpole, tmp_path, _decisive_advantage)
     out = tmp_path / "exported"
-    result = cli(
-        "dqn-export", "--ckpt", str(trained_cartpole), "--out", str(out), "--precision", "int8", "--precision", "fp16"
-    )
+    result = cli("dqn-export", "--ckpt", str(crafted), "--out", str(out), "--precision", "int8", "--precision", "fp16")
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "export.json").read_text())
     for name in ("int8", "fp16"):
         check = report["reduced_precision"][name]
-        assert check["passed"] and check["action_agreement"] >= 0.95
+        assert check["passed"] and check["action_agreement"] == 1.0
+        assert check["mean_return"] == check["fp32_mean_return"]  # the same actions in the same seeded episodes
         low, high = check["fp32_confidence_interval_95"]
         assert low <= check["mean_return"] <= high
         assert report["files"][f"model.{name}.onnx"]["bytes"] == (out / f"model.{name}.onnx").stat().st_size
@@ -235,20 +257,16 @@ def test_reduced_precision_models_are_written_when_they_act_like_fp32(trained_ca
     assert evaluated.returncode == 0 and "onnx" in evaluated.stdout, evaluated.stderr
 
 
-def test_an_int8_model_that_does_not_act_like_fp32_is_refused(trained_cartpole: Path, tmp_path: Path) -> None:
+def _dead_unit_with_a_huge_weight(model: dict[str, torch.Tensor]) -> None:
     """A dead hidden unit with a huge outgoing weight leaves the fp32 network's outputs exactly as they were, but
     int8 quantization scales that layer's weights by the huge one: every other weight rounds to zero."""
-    from dqnkit.checkpoint import content_digest
-
-    state = torch.load(trained_cartpole / "best.pth.tar", weights_only=True)
-    del state["sha256"]
-    model = state["model"]
     model["encoder.init.weight"][0].zero_()
     model["encoder.init.bias"][0] = -1e4  # unit 0 of the first layer is always 0 after its ReLU
     model["encoder.main.0.weight"][:, 0] = 1e4  # and multiplies this huge weight
-    state["sha256"] = content_digest(state)
-    crafted = tmp_path / "crafted.pth.tar"
-    torch.save(state, crafted)
+
+
+def test_an_int8_model_that_does_not_act_like_fp32_is_refused(trained_cartpole: Path, tmp_path: Path) -> None:
+    crafted = _crafted(trained_cartpole, tmp_path, _dead_unit_with_a_huge_weight)
     out = tmp_path / "exported"
     result = cli("dqn-export", "--ckpt", str(crafted), "--out", str(out), "--precision", "int8")
     assert result.returncode == 1, result.stderr

@@ -104,11 +104,16 @@ def test_every_checkpoint_kind_exists_and_loads_with_weights_only(trained_cartpo
     assert final["env_step"] == summary["env_steps"] and final["train_iter"] == summary["train_iters"]
 
 
-def test_resume_continues_counters_and_says_the_buffer_is_empty(tmp_path: Path) -> None:
+@pytest.mark.parametrize("replay", ["uniform", "prioritized"])
+def test_resume_continues_counters_and_refills_the_buffer_its_first_updates_sample(tmp_path: Path, replay: str) -> None:
+    """CartPole collects 32 env steps per iteration and trains on batches of 64: a resumed run whose buffer started
+    empty would need two collections before its first update; refilled, the first one trains."""
+    prioritized = ["--set", "policy.priority=true", "--set", "policy.priority_IS_weight=true"]
     first = cli(
         "dqn-train",
         "--config",
         str(CONFIGS / "cartpole.py"),
+        *(prioritized if replay == "prioritized" else []),
         "--exp-name",
         "r",
         "--stop-value",
@@ -121,17 +126,24 @@ def test_resume_continues_counters_and_says_the_buffer_is_empty(tmp_path: Path) 
     assert first.returncode == 0, first.stderr
     run = tmp_path / "runs" / "r"
     before = torch.load(run / "final.pth.tar", weights_only=True)
-    assert before["train_iter"] > 150
+    assert before["train_iter"] > 150 and "random_state" in before
+    saved = torch.load(run / "final.replay.pth.tar", weights_only=True)
+    assert saved["env_step"] == before["env_step"] and ("weights" in saved["buffer"]) == (replay == "prioritized")
 
-    second = cli("dqn-train", "--resume", str(run), "--max-train-iters", "300", cwd=tmp_path)
+    second = cli("dqn-train", "--resume", str(run), "--max-train-iters", str(before["train_iter"] + 1), cwd=tmp_path)
     assert second.returncode == 0, second.stderr
-    assert "replay buffer starts empty" in second.stderr
+    assert f"refilled the replay buffer with {before['env_step']:,} transitions from final.replay.pth.tar" in (
+        second.stderr
+    )
     after = torch.load(run / "final.pth.tar", weights_only=True)
-    assert after["train_iter"] > 300 and after["env_step"] > before["env_step"]
+    assert after["env_step"] == before["env_step"] + 32 and after["train_iter"] == before["train_iter"] + 5
+
+    third = cli("dqn-train", "--resume", str(run), "--max-train-iters", str(after["train_iter"] + 150), cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     steps = [int(r["env_step"]) for r in rows]
     assert steps == sorted(steps), "metrics after resume continue from the checkpoint's counters"
-    assert (run / "command.txt").read_text().count("dqn-train") == 2
+    assert (run / "command.txt").read_text().count("dqn-train") == 3
 
 
 def test_yaml_config_and_set_overrides_are_applied(tmp_path: Path) -> None:
@@ -416,8 +428,14 @@ def test_seeds_train_sibling_run_folders_and_end_with_a_table(tmp_path: Path) ->
         (["--seeds", "3-1"], "expected seeds like 0-7 or 0,3,5"),
         (["--seeds", "0-2", "--seed", "1"], "leave out --seed"),
         (["--parallel", "2"], "give --seeds too"),
+        (["--seeds", "0-1", "--runs-dir", "a_file"], "--runs-dir a_file is not writable: a_file is a file"),
+        (["--seeds", "0-1", "--runs-dir", "a_file/runs"], "--runs-dir a_file/runs is not writable: a_file is a file"),
+        (["--seeds", "0-1", "--exp-name", "a/b"], "--exp-name 'a/b' must be a plain folder name"),
+        (["--seeds", "0-1", "--set", "policy.nstepp=3"], "did you mean policy.nstep?"),
     ],
 )
 def test_seeds_options_refused(tmp_path: Path, args: list[str], fragment: str) -> None:
+    (tmp_path / "a_file").write_text("")
     result = cli("dqn-train", "--config", str(CONFIGS / "cartpole.py"), *args, cwd=tmp_path)
     assert_user_error(result, fragment)
+    assert not list(tmp_path.glob("**/*_seed*")), "a seed started"

@@ -172,6 +172,23 @@ def test_mistakes_are_one_line_and_exit_2(tmp_path: Path, space: str | None, ext
 
 
 @pytest.mark.contract
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--out", "a_file"], "--out a_file is not writable: a_file is a file, not a folder"),
+        (["--out", "a_file/study"], "--out a_file/study is not writable: a_file is a file, not a folder"),
+        (["--study", "a/b"], "--study (without --out) 'a/b' must be a plain folder name"),
+        (["--study", ".."], "must be a plain folder name"),
+    ],
+)
+def test_output_path_mistakes_are_one_line_before_any_trial(tmp_path: Path, extra: list[str], fragment: str) -> None:
+    (tmp_path / "a_file").write_text("")
+    result = cli("dqn-tune", *TINY, *extra, cwd=tmp_path, timeout=120)
+    assert_user_error(result, fragment)
+    assert not list(tmp_path.glob("**/trials")), "a trial started"
+
+
+@pytest.mark.contract
 def test_help_names_every_option_and_imports_neither_ding_torch_nor_optuna() -> None:
     text = help_without_heavy_imports("tune", ("ding", "torch", "optuna"))
     flags = ("--trials", "--seeds", "--jobs", "--space", "--print-space", "--storage", "--study", "--out", "--recheck")

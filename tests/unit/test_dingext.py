@@ -343,3 +343,66 @@ def test_another_ding_version_is_refused_with_one_line() -> None:
         check_ding_version("0.6.0")
     with pytest.raises(UserError, match="DI-engine is not installed"):
         check_ding_version(None)
+
+
+def _prioritized_after_updates(twin_buffers: tuple[Any, Any], is_weight: bool) -> Any:
+    """A PrioritizedReplayBuffer of 128 fed the twin buffers' 200 transitions (it has wrapped around), with new
+    priorities for a sampled batch, as the learner hands them back."""
+    import numpy as np
+
+    from dqnkit.dingext.replay import PrioritizedReplayBuffer
+    from dqnkit.dingext.speedups import tree_tensor
+
+    _, array_buffer = twin_buffers
+    buffer = PrioritizedReplayBuffer(128, is_weight=is_weight)
+    for position in range(array_buffer.count()):
+        buffer.push(tree_tensor(dict(array_buffer.get(position).data.transition())))
+    np.random.seed(3)
+    for item, priority in zip(buffer.sample(16), np.linspace(0.1, 5.0, 16), strict=True):
+        buffer.update(item.index, item.data, {**item.meta, "priority": float(priority)})
+    return buffer
+
+
+@pytest.mark.parametrize("is_weight", [True, False])
+def test_prioritized_replay_saves_transitions_priorities_and_samples_alike(
+    twin_buffers: tuple[Any, Any], is_weight: bool
+) -> None:
+    """Loaded into a fresh buffer, the saved state samples the same transitions with the same importance weights
+    (same numpy state), and the next push replaces the same oldest transition."""
+    import numpy as np
+
+    from dqnkit.dingext.replay import PrioritizedReplayBuffer
+
+    saved = _prioritized_after_updates(twin_buffers, is_weight)
+    state = copy.deepcopy(saved.state_dict())
+    assert len(state["weights"]) == 128 and state["max_priority"] > 1.0
+    loaded = PrioritizedReplayBuffer(128, is_weight=is_weight)
+    loaded.load_state_dict(state)
+    assert loaded.count() == 128
+
+    def draw(buffer: Any) -> list[tuple[list[float], float | None]]:
+        np.random.seed(11)
+        return [(item.data["obs"].tolist(), item.meta.get("priority_IS")) for item in buffer.sample(32)]
+
+    assert draw(loaded) == draw(saved)
+    newest = {key: value.clone() for key, value in saved.storage[-1].data.items()}
+    for buffer in (saved, loaded):
+        buffer.push(newest)
+    assert draw(loaded) == draw(saved)
+    with pytest.raises(ValueError, match="holds 128 transitions, this one 64"):
+        PrioritizedReplayBuffer(64, is_weight=is_weight).load_state_dict(state)
+
+
+def test_random_state_round_trips_through_a_weights_only_checkpoint(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+
+    from dqnkit import rngstate
+
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    torch.save(rngstate.capture(), tmp_path / "rng.pt")
+    expected = (random.random(), np.random.uniform(), np.random.normal(), torch.rand(1).item())
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)
+    rngstate.restore(torch.load(tmp_path / "rng.pt", weights_only=True))
+    assert (random.random(), np.random.uniform(), np.random.normal(), torch.rand(1).item()) == expected

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         build_parser().error("--render and --video show one model: leave one of the two out")
 
     def command() -> int:
-        from dqnkit.evaluate import VIDEO_SUFFIXES, compare, evaluate
+        from dqnkit.evaluate import VIDEO_SUFFIXES, compare, evaluate, paired_agents
         from dqnkit.quiet import silence_warnings
         from dqnkit.runfolder import newest_run
         from dqnkit.validate import writable_file
@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
         if not models:
             models = [newest_run(args.runs_dir)]
             print(f"dqn-eval: evaluating {models[0]} (the newest run under {args.runs_dir}/)", file=sys.stderr)
+        if len(models) == 2:  # both checked before either plays
+            models = paired_agents(models, args.env, args.config)
         reports = [
             evaluate(
                 model,

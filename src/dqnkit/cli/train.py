@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from dqnkit.cli.common import add_set_option, finite_float, make_parser, non_negative_int, positive_int, seed_list
-from dqnkit.errors import UserError, run_command
+from dqnkit.errors import UserError, run_command, stop_on_signals
 from dqnkit.nodes import ROLES, Node, default_role, tcp_address  # stdlib only: --help stays fast
 
 EPILOG = """\
@@ -161,6 +161,7 @@ def _train_seeds(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    stop_on_signals()  # before the heavy imports: a signal at any moment ends with its exit code
     args = build_parser().parse_args(argv)
     if args.config is None and args.resume is None:
         build_parser().error("--config is required unless --resume is given")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dqnkit.cli.common import add_set_option, make_parser, positive_int
-from dqnkit.errors import run_command
+from dqnkit.errors import run_command, stop_on_signals
 
 EPILOG = """\
 examples:
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    stop_on_signals()  # before the heavy imports: a signal at any moment ends with its exit code
     args = build_parser().parse_args(argv)
     if args.jobs is not None and args.jobs > args.seeds:
         build_parser().error(f"--jobs {args.jobs} exceeds --seeds {args.seeds}: a process runs one trial at a time")

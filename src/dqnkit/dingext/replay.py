@@ -8,9 +8,10 @@ import random
 from typing import Any
 
 import torch
-from ding.data import Buffer, BufferedData
+from ding.data import Buffer, BufferedData, DequeBuffer
+from ding.data.buffer.middleware import PriorityExperienceReplay
 
-from dqnkit.dingext.speedups import squeeze_single_column
+from dqnkit.dingext.speedups import squeeze_single_column, tree_tensor
 
 
 class ReplayRow:
@@ -127,3 +128,47 @@ def gather_rows(rows: list[ReplayRow]) -> dict[str, torch.Tensor]:
     along a new first dimension, (B, 1) squeezed to (B,)."""
     slots = torch.tensor([row.slot for row in rows])
     return {key: squeeze_single_column(values) for key, values in rows[0].buffer.gather(slots).items()}
+
+
+class PrioritizedReplayBuffer(DequeBuffer):
+    """DI-engine's DequeBuffer with its PriorityExperienceReplay middleware, and a state that keeps what sampling
+    depends on: the transitions oldest first, each one's weight in the sum tree (its priority to the power alpha) at
+    the same place in the tree, the largest priority seen and the annealed importance-weight exponent."""
+
+    def __init__(self, size: int, is_weight: bool) -> None:
+        super().__init__(size=size)
+        self.per = PriorityExperienceReplay(self, IS_weight=is_weight)
+        self.use(self.per)
+
+    def state_dict(self) -> dict[str, Any]:
+        items = list(self.storage)
+        stores = [item.data._detach().detach() if hasattr(item.data, "_detach") else item.data for item in items]
+        # PriorityExperienceReplay writes each sampled transition's importance weight into it: not a field.
+        keys = [key for key in stores[0] if key != "priority_IS"] if stores else []
+        fields = {key: torch.stack([store[key] for store in stores]) for key in keys}
+        weights = [self.per.sum_tree[item.meta["priority_idx"]] for item in items]
+        return {
+            "size": self.size,
+            "fields": fields,
+            "weights": torch.tensor(weights, dtype=torch.float64),
+            "first_slot": int(items[0].meta["priority_idx"]) if items else 0,  # the tree's layout: where the oldest is
+            "max_priority": float(self.per.max_priority),
+            "is_weight_exponent": float(self.per.IS_weight_power_factor),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state["size"]) != self.size:
+            raise ValueError(f"the saved buffer holds {state['size']} transitions, this one {self.size}")
+        if "weights" not in state:
+            raise KeyError("no priorities were saved with these transitions")
+        self.clear()
+        fields, weights = state["fields"], state["weights"].tolist()
+        self.per.pivot = int(state["first_slot"])
+        for row, weight in enumerate(weights):
+            slot = self.per.pivot
+            self.push(tree_tensor({key: values[row] for key, values in fields.items()}))
+            self.per.sum_tree[slot] = weight
+            if self.per.IS_weight:
+                self.per.min_tree[slot] = weight
+        self.per.max_priority = float(state["max_priority"])
+        self.per.IS_weight_power_factor = float(state["is_weight_exponent"])

@@ -60,7 +60,7 @@ def squeeze_single_column(batch: Any) -> Any:
     return batch.squeeze(-1) if batch.dim() == 2 and batch.shape[1] == 1 else batch
 
 
-def _tree_tensor(fields: dict[str, Any]) -> Any:
+def tree_tensor(fields: dict[str, Any]) -> Any:
     """A flat dict of tensors as a treetensor Tensor, built the fast way (from a TreeStorage)."""
     return ttorch.Tensor(TreeValue(create_storage(fields)))
 
@@ -82,7 +82,7 @@ def _fast_flat_collate(real: Callable[..., Any]) -> Callable[..., Any]:
             return real(x, json=json, cat_1dim=cat_1dim)
         if json:  # what DQNPolicy asks for: a plain dict of tensors, as tree.json() gives
             return stacked
-        return _tree_tensor(stacked)
+        return tree_tensor(stacked)
 
     return collate
 

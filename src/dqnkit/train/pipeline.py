@@ -22,8 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from ding.data import DequeBuffer
-from ding.data.buffer.middleware import PriorityExperienceReplay
 from ding.framework import ding_init, task
 from ding.framework.context import OnlineRLContext
 from ding.framework.middleware import (
@@ -38,13 +36,13 @@ from ding.framework.middleware import (
 )
 from ding.utils import DistributedWriter, set_pkg_seed
 
-from dqnkit import runfolder
+from dqnkit import rngstate, runfolder
 from dqnkit.config import to_plain
 from dqnkit.dingext.envmanager import MANAGERS
 from dqnkit.dingext.family import ALGORITHMS
 from dqnkit.dingext.frames import FrameReplayBuffer, PackedFrameReplayBuffer
 from dqnkit.dingext.nstep import nstep_reward_enhancer
-from dqnkit.dingext.replay import ArrayReplayBuffer
+from dqnkit.dingext.replay import ArrayReplayBuffer, PrioritizedReplayBuffer
 from dqnkit.dingext.speedups import fast_batch_collation, fast_tree_construction
 from dqnkit.envs import EnvRef, make_ding_env, takes_frames
 from dqnkit.errors import TrainingFailed, UserError, interrupting_signal
@@ -217,6 +215,15 @@ def _use_evaluator(parts: Parts, cfg: Any, policy: Any, model: Any) -> None:
         task.use(distributed.send_evaluations(model))
 
 
+def env_seed(seed: int, resume_state: dict[str, Any] | None) -> int:
+    """The collector envs' seed: the run's, or for a resumed run one drawn from the run's seed and the env step it
+    resumes at, so that its episodes do not start where the first run's did."""
+    if resume_state is None:
+        return seed
+    drawn = np.random.SeedSequence([seed, COLLECTOR_STREAM, int(resume_state["env_step"])]).generate_state(1)[0]
+    return int(drawn) % 2**30
+
+
 def _use_collector(parts: Parts, cfg: Any, policy: Any, seed: int) -> None:
     if parts.collector_env is None:
         return
@@ -233,9 +240,7 @@ def _replay_buffer(cfg: Any) -> Any:
         if not takes_frames(cfg.policy.model.obs_shape):
             return ArrayReplayBuffer(size)
         return PackedFrameReplayBuffer(size) if cfg.dqnkit.compress_frames else FrameReplayBuffer(size)
-    buffer = DequeBuffer(size=size)
-    buffer.use(PriorityExperienceReplay(buffer, IS_weight=bool(cfg.policy.priority_IS_weight)))
-    return buffer
+    return PrioritizedReplayBuffer(size, is_weight=bool(cfg.policy.priority_IS_weight))
 
 
 def _use_learner(parts: Parts, plan: RunPlan, policy: Any, node: Node | None) -> None:
@@ -244,8 +249,7 @@ def _use_learner(parts: Parts, plan: RunPlan, policy: Any, node: Node | None) ->
         return
     cfg = plan.cfg
     buffer = _replay_buffer(cfg)
-    savable = isinstance(buffer, ArrayReplayBuffer)  # prioritized replay's DequeBuffer is not saved
-    recorder.keep_replay(buffer, bool(cfg.dqnkit.save_replay) and savable, plan.resume_from)
+    recorder.keep_replay(buffer, bool(cfg.dqnkit.save_replay), plan.resume_from)
     task.use(data_pusher(cfg, buffer))
     task.use(OffPolicyLearner(cfg, policy.learn_mode, buffer))
     if node is not None:
@@ -332,7 +336,7 @@ def _build(parts: Parts, plan: RunPlan, roles: Roles, progress: ProgressLine) ->
     if roles.node is not None:
         _join_nodes(parts, plan, roles, model)
     _use_evaluator(parts, cfg, policy, model)
-    _use_collector(parts, cfg, policy, seed)
+    _use_collector(parts, cfg, policy, env_seed(seed, plan.resume_state))
     _use_learner(parts, plan, policy, roles.node)
     return seed
 
@@ -360,9 +364,8 @@ def _build_and_run(
     summary = None
     threads = torch.get_num_threads()
     try:
-        seed = _build(parts, plan, roles, progress)
-        _launch(parts, plan.cfg, seed)
-        outcome = _run_task(parts, signals, roles)
+        signum = _build_deferring_signals(parts, plan, roles, progress, signals)
+        outcome = Outcome("interrupted", signum) if signum is not None else _run_task(parts, signals, roles)
     finally:
         with late_signals_ignored():  # a late Ctrl-C must not cut the final checkpoint or the shutdown short
             try:
@@ -373,6 +376,23 @@ def _build_and_run(
                 parts.close()
                 torch.set_num_threads(threads)
     return outcome, summary
+
+
+def _build_deferring_signals(
+    parts: Parts, plan: RunPlan, roles: Roles, progress: ProgressLine, signals: InterruptSignals
+) -> int | None:
+    """Build and launch while signals are deferred (the run folder exists: an interrupt now must still end in a
+    final checkpoint); returns the signal that came meanwhile. An env worker that a terminal's SIGTERM killed while
+    it launched is part of that interrupt, not a failure of its own."""
+    try:
+        seed = _build(parts, plan, roles, progress)
+        _launch(parts, plan.cfg, seed)
+        if roles.learns and plan.resume_state is not None and "random_state" in plan.resume_state:
+            rngstate.restore(plan.resume_state["random_state"])  # after _launch's reseeding: continue the streams
+    except Exception:
+        if signals.signum is None or (roles.learns and parts.recorder is None):
+            raise
+    return signals.raise_from_now_on()
 
 
 def _finish(parts: Parts, outcome: Outcome, roles: Roles) -> dict[str, Any] | None:
@@ -392,16 +412,19 @@ def run_planned(options: TrainOptions, plan: RunPlan, node: Node | None = None) 
     roles = Roles(node)
     fast_tree_construction()
     fast_batch_collation()
-    if roles.learns:
-        given = {"main_config": to_plain(plan.main), "create_config": to_plain(plan.create)}
-        runfolder.write_config_files(plan.run_dir, given, to_plain(cfg), options.command)
-        ding_init(cfg)
-    mute_ding_logging()
-    if not options.quiet:
-        _announce(plan, node)
-    progress = ProgressLine(quiet=options.quiet or not roles.learns, max_env_steps=cfg.dqnkit.max_env_steps)
-    with InterruptSignals() as signals, task.start(async_mode=False, ctx=OnlineRLContext()):
-        outcome, summary = _build_and_run(plan, roles, progress, signals)
+    # Deferring from the run folder's first file on: whatever signal comes, the folder ends with a summary and a
+    # final checkpoint.
+    with InterruptSignals(deferring=True) as signals:
+        if roles.learns:
+            given = {"main_config": to_plain(plan.main), "create_config": to_plain(plan.create)}
+            runfolder.write_config_files(plan.run_dir, given, to_plain(cfg), options.command)
+            ding_init(cfg)
+        mute_ding_logging()
+        if not options.quiet:
+            _announce(plan, node)
+        progress = ProgressLine(quiet=options.quiet or not roles.learns, max_env_steps=cfg.dqnkit.max_env_steps)
+        with task.start(async_mode=False, ctx=OnlineRLContext()):
+            outcome, summary = _build_and_run(plan, roles, progress, signals)
     return _exit_code(outcome, summary, plan, node)
 
 

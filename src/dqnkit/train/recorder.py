@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import torch
 
 from dqnkit import checkpoint as ckpt
-from dqnkit import runfolder
+from dqnkit import rngstate, runfolder
 from dqnkit.config import to_plain
 from dqnkit.errors import UserError
 from dqnkit.files import remove_partial_writes
@@ -168,6 +168,7 @@ class RunRecorder:
             best_eval=self.best_eval,
             last_eval_iter=self.last_eval_iter,
             wall_seconds=self.wall_seconds,
+            random_state=rngstate.capture(),
         )
 
     def save(self, name: str, evaluated: Evaluation | None = None) -> Path:

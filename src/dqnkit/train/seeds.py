@@ -4,7 +4,9 @@ interquartile mean (the mean of the middle half: steadier than the mean, less wa
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -18,10 +20,12 @@ import numpy as np
 
 from dqnkit import runfolder
 from dqnkit.aggregate import interquartile_mean
-from dqnkit.errors import UserError
+from dqnkit.errors import UserError, interrupting_signal
 from dqnkit.progress import clear_line, format_duration, redraw
+from dqnkit.validate import writable_dir
 
 COLUMNS = ("seed", "stop_reason", "env_steps", "wall_seconds", "best_eval")
+STOP_WAIT_S = 60.0  # a run asked to stop saves its final checkpoint first
 
 
 @dataclass
@@ -72,25 +76,43 @@ class SeedRun:
 def train_seeds(child_args: list[str], seeds: list[int], parallel: int, runs_dir: Path, base_name: str) -> int:
     """Run `dqn-train *child_args --seed S --exp-name <base_name>_seed<S>` for every seed; returns the exit code
     (the first failure's, 130 on Ctrl-C)."""
+    runfolder.require_plain_name(base_name, "--exp-name")
+    writable_dir(runs_dir, "--runs-dir")
     runs = [SeedRun(seed, runs_dir / f"{base_name}_seed{seed}") for seed in seeds]
     taken = [r.run_dir for r in runs if r.run_dir.exists() and any(r.run_dir.iterdir())]
     if taken:
         raise UserError(f"{taken[0]} already holds a run; pass --exp-name to name this set of seeds differently")
     print(f"dqnkit: {len(runs)} seeds into {runs_dir}/{base_name}_seed<S>, {parallel} at a time", file=sys.stderr)
-    interrupted = False
+    signum = None
     try:
         _run_all(runs, child_args, parallel)
-    except KeyboardInterrupt:
-        interrupted = True  # the children got the terminal's Ctrl-C too: they save their final checkpoints
-        for run in runs:
-            if run.process is not None and run.returncode is None:
-                run.returncode = run.process.wait()
+    except KeyboardInterrupt as e:
+        signum = interrupting_signal(e)
+        stop_runs(runs)
     table = summary_table(runs)
     print(table)
     (runs_dir / f"{base_name}.seeds.md").write_text(table + "\n")
-    if interrupted:
-        return 130
+    if signum is not None:
+        return 128 + signum
     return next((r.returncode for r in runs if r.returncode), 0) or 0
+
+
+def stop_runs(runs: list[SeedRun], wait_s: float = STOP_WAIT_S) -> None:
+    """SIGINT to every run still going, then wait for each to save its final checkpoint and summary. A terminal's
+    Ctrl-C reached them already; a SIGTERM to this process alone did not. A second SIGINT changes nothing for a run
+    already stopping."""
+    going = [run for run in runs if run.returncode is None and run.process is not None]
+    for run in going:
+        assert run.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            run.process.send_signal(signal.SIGINT)
+    for run in going:
+        assert run.process is not None
+        try:
+            run.returncode = run.process.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            run.process.kill()
+            run.returncode = run.process.wait()
 
 
 def start(run: SeedRun, child_args: list[str]) -> None:

@@ -26,6 +26,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from dqnkit.config import to_plain
 from dqnkit.errors import UserError
 from dqnkit.progress import print_line, redraw
+from dqnkit.runfolder import require_plain_name
 from dqnkit.train.plan import TrainOptions, plan_run, run_name
 from dqnkit.train.processes import InterruptSignals
 from dqnkit.train.seeds import SeedRun
@@ -33,6 +34,7 @@ from dqnkit.tune import report
 from dqnkit.tune.objective import OBJECTIVES, trial_value
 from dqnkit.tune.space import Entry, as_overrides, config_values, default_space_file, derived, load_space, sample
 from dqnkit.tune.trial import Reporter, curve_of, failure, run_seeds, seed_runs, status_line
+from dqnkit.validate import writable_dir
 
 HEARTBEAT_S = 20
 GRACE_S = 90  # a trial whose process has not beaten for this long is failed and queued again
@@ -140,7 +142,10 @@ def prepare(options: TuneOptions) -> Search:
     if options.objective == "steps" and not math.isfinite(stop_value):
         raise UserError("--objective steps counts env steps to env.stop_value, which the config leaves unset")
     name = options.study or run_name(plan.main, options.config)
+    if options.out is None:  # the name is the folder's too
+        require_plain_name(name, "--study (without --out)")
     folder = Path(options.out) if options.out else Path("studies") / name
+    writable_dir(folder, "--out" if options.out else "the study folder", create=False)
     return Search(options, (plan.main, plan.create), compiled, space, space_file, name, folder, budget, stop_value)
 
 

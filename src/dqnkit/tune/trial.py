@@ -3,8 +3,6 @@ evaluation curves reported to Optuna as they grow, and every seed stopped as soo
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,10 +10,8 @@ from pathlib import Path
 
 import optuna
 
-from dqnkit.train.seeds import SeedRun, outcome, start
+from dqnkit.train.seeds import SeedRun, outcome, start, stop_runs
 from dqnkit.tune.objective import Curve, intermediate, report_steps
-
-STOP_WAIT_S = 60.0  # a seed asked to stop saves its final checkpoint first
 
 
 def curve_of(run: SeedRun) -> Curve:
@@ -72,23 +68,8 @@ def run_seeds(
                     show(f"seed {run.seed} {outcome(run)}")
             check(started)
     except BaseException:
-        _stop(started)
+        stop_runs(started)
         raise
-
-
-def _stop(runs: list[SeedRun]) -> None:
-    """SIGINT to every seed still going (one a terminal's Ctrl-C reached already ignores it while it saves)."""
-    going = [run for run in runs if run.returncode is None and run.process is not None]
-    for run in going:
-        assert run.process is not None
-        run.process.send_signal(signal.SIGINT)
-    for run in going:
-        assert run.process is not None
-        try:
-            run.returncode = run.process.wait(timeout=STOP_WAIT_S)
-        except subprocess.TimeoutExpired:
-            run.process.kill()
-            run.returncode = run.process.wait()
 
 
 def seed_runs(trial_dir: Path, seeds: list[int]) -> list[SeedRun]:
