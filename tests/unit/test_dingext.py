@@ -119,10 +119,10 @@ def test_fast_collation_gives_dqn_the_same_batch(sampled_batches: list[list[Any]
 
     from dqnkit.dingext.speedups import fast_batch_collation
 
-    real = collate_fn.ttorch_collate
+    real = getattr(collate_fn.ttorch_collate, "__wrapped__", collate_fn.ttorch_collate)  # installed before, or not
     fast_batch_collation()
     fast = collate_fn.ttorch_collate
-    assert fast is not real
+    assert fast is not real and fast.__wrapped__ is real
     try:
         for batch in sampled_batches:
             collate_fn.ttorch_collate = real
@@ -379,6 +379,9 @@ def test_prioritized_replay_saves_transitions_priorities_and_samples_alike(
     loaded = PrioritizedReplayBuffer(128, is_weight=is_weight)
     loaded.load_state_dict(state)
     assert loaded.count() == 128
+    assert np.array_equal(loaded.per.sum_tree.value, saved.per.sum_tree.value)  # bit for bit, inner nodes included
+    if is_weight:
+        assert np.array_equal(loaded.per.min_tree.value, saved.per.min_tree.value)
 
     def draw(buffer: Any) -> list[tuple[list[float], float | None]]:
         np.random.seed(11)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import numpy as np
 import torch
 from ding.data import Buffer, BufferedData, DequeBuffer
 from ding.data.buffer.middleware import PriorityExperienceReplay
@@ -162,13 +163,30 @@ class PrioritizedReplayBuffer(DequeBuffer):
         if "weights" not in state:
             raise KeyError("no priorities were saved with these transitions")
         self.clear()
-        fields, weights = state["fields"], state["weights"].tolist()
-        self.per.pivot = int(state["first_slot"])
-        for row, weight in enumerate(weights):
-            slot = self.per.pivot
-            self.push(tree_tensor({key: values[row] for key, values in fields.items()}))
-            self.per.sum_tree[slot] = weight
-            if self.per.IS_weight:
-                self.per.min_tree[slot] = weight
+        fields, weights = state["fields"], state["weights"].numpy()
+        first = int(state["first_slot"])
+        self.per.pivot = first
+        self.per._update_tree = lambda *_: None  # the trees are written whole below
+        try:
+            for row in range(len(weights)):
+                self.push(tree_tensor({key: values[row] for key, values in fields.items()}))
+        finally:
+            del self.per._update_tree
+        slots = (first + np.arange(len(weights))) % self.size
+        trees = [self.per.sum_tree, *([self.per.min_tree] if self.per.IS_weight else [])]
+        for tree in trees:
+            set_leaves(tree, slots, weights)
         self.per.max_priority = float(state["max_priority"])
         self.per.IS_weight_power_factor = float(state["is_weight_exponent"])
+
+
+def set_leaves(tree: Any, slots: np.ndarray, values: np.ndarray) -> None:
+    """Leaves `slots` of one of DI-engine's segment trees set at once and every inner node recomputed from its two
+    children, as setting them one by one leaves them (root at 1, node i's children at 2i and 2i + 1)."""
+    tree.value[tree.capacity + slots] = values
+    combine = np.add if tree.operation == "sum" else np.minimum
+    level = tree.capacity
+    while level > 1:
+        level //= 2
+        nodes = np.arange(level, 2 * level)
+        tree.value[nodes] = combine(tree.value[2 * nodes], tree.value[2 * nodes + 1])

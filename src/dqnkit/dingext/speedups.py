@@ -95,4 +95,5 @@ def fast_batch_collation() -> None:
     if not getattr(collate_fn.ttorch_collate, "_dqnkit_fast", False):
         fast = _fast_flat_collate(collate_fn.ttorch_collate)
         fast._dqnkit_fast = True  # type: ignore[attr-defined]
+        fast.__wrapped__ = collate_fn.ttorch_collate  # type: ignore[attr-defined]  # DI-engine's own, for comparison
         collate_fn.ttorch_collate = fast
