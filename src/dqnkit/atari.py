@@ -93,6 +93,7 @@ def human_normalized(game: str, score: float) -> float | None:
     return (score - random_score) / (human_score - random_score)
 
 
+ATARI_EPSILON = 0.05  # the standard evaluation protocol acts randomly 5% of the time
 SCREEN = (210, 160)  # the Atari 2600's screen, height and width
 
 

@@ -28,6 +28,9 @@ DQNKIT_DEFAULTS: dict[str, Any] = {
     "log_freq": 100,  # train iterations between TensorBoard loss points
     "stop_min_return": None,  # also require every eval episode >= this to stop (None: eval mean only)
     "fresh_eval_episodes": True,  # False: DI-engine's fixed evaluation start states
+    # Evaluation's random-action probability. None: the Atari protocol's 0.05 for a game (with its no-op starts),
+    # 0 (greedy) otherwise.
+    "eval_epsilon": None,
     "worker_timeout": 120,  # distributed runs: seconds a node waits for its peers before it stops as failed
     # One thread: a second one speeds the learner's matmuls but not a whole run (benchmarks/NOTES.md); None: torch's
     # default.
@@ -53,7 +56,8 @@ LEARN_DEFAULTS: dict[str, Any] = {
 # dqnkit keys whose null means something (no limit, no minimum, torch's default, the default lag): --set may clear
 # them.
 NULLABLE_KEYS = {
-    f"dqnkit.{name}" for name in ("max_env_steps", "max_train_iters", "stop_min_return", "torch_threads", "eval_lag")
+    f"dqnkit.{name}"
+    for name in ("max_env_steps", "max_train_iters", "stop_min_return", "torch_threads", "eval_lag", "eval_epsilon")
 }
 
 

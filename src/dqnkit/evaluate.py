@@ -22,13 +22,12 @@ from typing import Any
 import numpy as np
 
 from dqnkit import runfolder
-from dqnkit.atari import atari_game, human_normalized
+from dqnkit.atari import ATARI_EPSILON, atari_game, human_normalized
 from dqnkit.envs import EnvRef, make_raw_env, require_fit, takes_frames
 from dqnkit.errors import UserError
 from dqnkit.validate import writable_file
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
-ATARI_EPSILON = 0.05  # the standard Atari evaluation protocol acts randomly 5% of the time
 
 
 # --- agents ------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dqnkit.atari import ATARI_EPSILON
 from dqnkit.errors import UserError
 
 TD_TARGETS = ("double_dqn", "munchausen")
@@ -80,6 +81,7 @@ RANGES: dict[str, Range] = {
     "dqnkit.keep_periodic": Range(whole=True, low=0),
     "dqnkit.log_freq": COUNT,
     "dqnkit.stop_min_return": Range(whole=False, nullable=True),
+    "dqnkit.eval_epsilon": Range(whole=False, low=0, high=1, nullable=True),
     "dqnkit.worker_timeout": POSITIVE,
     "dqnkit.torch_threads": Range(whole=True, low=1, nullable=True),
 }
@@ -171,8 +173,8 @@ def resolved_eval_lag(cfg: Any) -> int:
 
 
 def check_run_config(cfg: Any) -> None:
-    """A compiled config as training needs it; fills in dqnkit.eval_lag, so that config.yaml records the lag the
-    run used."""
+    """A compiled config as training needs it; fills in dqnkit.eval_lag and dqnkit.eval_epsilon, so that config.yaml
+    records the values the run used."""
     if not cfg.env.get("env_id"):
         raise UserError("the config sets no env.env_id (e.g. env_id='CartPole-v1')")
     _one_of("env manager", cfg.env.manager.type, ENV_MANAGERS)
@@ -181,6 +183,8 @@ def check_run_config(cfg: Any) -> None:
     _check_family_model(cfg)
     check_td_target(cfg.policy.learn, cfg.policy.type)
     cfg.dqnkit.eval_lag = resolved_eval_lag(cfg)
+    if cfg.dqnkit.eval_epsilon is None:  # the Atari protocol's for a game, greedy otherwise
+        cfg.dqnkit.eval_epsilon = ATARI_EPSILON if cfg.env.get("atari") else 0.0
     if not isinstance(cfg.dqnkit.save_replay, bool):
         raise UserError(f"dqnkit.save_replay must be true or false, not {cfg.dqnkit.save_replay!r}")
     if not isinstance(cfg.dqnkit.compress_frames, bool):

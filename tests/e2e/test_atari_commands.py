@@ -31,6 +31,7 @@ def test_a_pong_run_writes_its_folder_and_resumes_with_its_replay_buffer(pong_ru
     assert config["env"]["atari"]["frame_stack"] == 4 and config["env"]["atari"]["noop_max"] == 30
     assert config["policy"]["model"]["obs_shape"] == [4, 84, 84] and config["policy"]["model"]["action_shape"] == 6
     assert config["dqnkit"]["save_replay"] is True
+    assert config["dqnkit"]["eval_epsilon"] == 0.05  # evaluations play the protocol: the stop rule's games
     for name in ("final.pth.tar", "final.replay.pth.tar", "best.pth.tar", "metrics.csv", "summary.json"):
         assert (pong_run / name).is_file(), name
     adam = load_checkpoint(pong_run / "final.pth.tar")["optimizer"]["param_groups"][0]

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from ding.framework.context import OnlineRLContext
 from ding.framework.middleware import interaction_evaluator
@@ -34,6 +35,38 @@ from dqnkit.quiet import mute_ding_logging
 from dqnkit.train.recorder import Evaluation
 
 JOIN_SECONDS = 10.0  # how long close() waits for the child before killing it
+EPSILON_SEED_OFFSET = 200_003  # evaluation's random actions draw from a stream apart from the episode seeds
+
+
+class EpsilonEval:
+    """A policy's eval mode that plays a random action instead of its greedy one with probability `epsilon` (the
+    Atari protocol's 0.05; dqnkit.eval_epsilon), drawn from a generator of its own so that evaluations stay
+    reproducible and apart from the env seeds' stream."""
+
+    def __init__(self, eval_mode: Any, epsilon: float, action_count: int, seed: int) -> None:
+        self.eval_mode = eval_mode
+        self.epsilon = epsilon
+        self.action_count = action_count
+        self.rng = np.random.default_rng(seed)
+
+    def forward(self, obs: Any, **kwargs: Any) -> Any:
+        output = self.eval_mode.forward(obs, **kwargs)
+        if self.epsilon > 0:
+            for value in output.values():
+                if self.rng.random() < self.epsilon:
+                    value["action"] = torch.as_tensor(self.rng.integers(self.action_count), dtype=value["action"].dtype)
+        return output
+
+    def reset(self, *args: Any, **kwargs: Any) -> Any:
+        return self.eval_mode.reset(*args, **kwargs)
+
+
+def eval_policy(cfg: Any, eval_mode: Any) -> Any:
+    """What interaction_evaluator plays: the eval mode itself, or with dqnkit.eval_epsilon's random actions."""
+    epsilon = float(cfg.dqnkit.eval_epsilon)
+    if epsilon == 0:
+        return eval_mode
+    return EpsilonEval(eval_mode, epsilon, int(cfg.policy.model.action_shape), int(cfg.seed) + EPSILON_SEED_OFFSET)
 
 
 def _serve(cfg: Any, make_env: Callable[[], Any], seed_env: Callable[[Any], None], conn: Any, parent_conn: Any) -> None:
@@ -50,7 +83,7 @@ def _serve(cfg: Any, make_env: Callable[[], Any], seed_env: Callable[[Any], None
         eval_cfg.env.stop_value = float("inf")  # the training process applies the stop rule
         eval_cfg.policy.cuda = False  # a DQN this size evaluates fast enough on one core
         model, policy = ALGORITHMS[eval_cfg.policy.type].build(eval_cfg.policy, enable_field=["eval"])
-        evaluate = interaction_evaluator(eval_cfg, policy.eval_mode, env)
+        evaluate = interaction_evaluator(eval_cfg, eval_policy(cfg, policy.eval_mode), env)
         seed_env(env)  # after interaction_evaluator, which seeds its envs itself
         env.launch()
         while True:

@@ -50,7 +50,7 @@ from dqnkit.nodes import Node
 from dqnkit.progress import ProgressLine
 from dqnkit.quiet import mute_ding_logging
 from dqnkit.train import distributed
-from dqnkit.train.background_eval import BackgroundEvaluation
+from dqnkit.train.background_eval import BackgroundEvaluation, eval_policy
 from dqnkit.train.plan import RunPlan, TrainOptions, plan_run
 from dqnkit.train.processes import (
     InterruptSignals,
@@ -210,7 +210,8 @@ def _use_evaluator(parts: Parts, cfg: Any, policy: Any, model: Any) -> None:
         # The recorder applies the stop rule; the evaluator gets a copy that never stops by itself.
         eval_cfg = copy.deepcopy(cfg)
         eval_cfg.env.stop_value = math.inf
-        task.use(_skip_repeated_evaluation(interaction_evaluator(eval_cfg, policy.eval_mode, parts.evaluator_env)))
+        evaluator = interaction_evaluator(eval_cfg, eval_policy(cfg, policy.eval_mode), parts.evaluator_env)
+        task.use(_skip_repeated_evaluation(evaluator))
         seed_evaluator_env(cfg, parts.evaluator_env)
         task.use(distributed.send_evaluations(model))
 
