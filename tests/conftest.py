@@ -294,7 +294,11 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory):
 def _signal_handlers_restored() -> Iterator[None]:
     """A test that runs a command's main() in this process leaves its signal handlers behind: the next test, in any
     order, starts with pytest's own."""
+    from dqnkit import signals
+
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    installed = list(signals._installed)
     yield
     for s, handler in saved.items():
         signal.signal(s, handler)
+    signals._installed[:] = installed

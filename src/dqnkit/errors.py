@@ -35,32 +35,6 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class _FirstSignalRaises:
-    """Raises Interrupted on the first stop signal only: the stop it starts (children asked to save, a table
-    written) must not be cut short by the next."""
-
-    def __init__(self) -> None:
-        self.raised = False
-
-    def __call__(self, signum: int, _frame: object) -> None:
-        if not self.raised:
-            self.raised = True
-            raise Interrupted(signum)
-
-
-def stop_on_signals() -> None:
-    """A command's first step: SIGINT and SIGTERM raise Interrupted from here on, so that a signal during the
-    imports and planning that come before a run's own handlers ends the command with 128 + its number and no
-    traceback (SIGTERM's default would kill it silently, Python's SIGINT would print one). Commands only: a library
-    caller keeps its own handlers."""
-    handler = _FirstSignalRaises()
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, handler)
-
-
 def interrupting_signal(interrupt: KeyboardInterrupt) -> int:
     """The signal behind an interrupt: Interrupted carries its own; Python raises a plain one for SIGINT."""
     return interrupt.signum if isinstance(interrupt, Interrupted) else int(signal.SIGINT)

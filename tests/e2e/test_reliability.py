@@ -465,7 +465,7 @@ def test_a_signal_inside_an_in_process_env_step_still_counts_as_an_interruption(
     import numpy as np
     from ding.envs import BaseEnvManagerV2
 
-    from dqnkit.train.processes import InterruptSignals
+    from dqnkit.signals import InterruptSignals
 
     class CtrlCOnThirdStep(_CartPole):
         """Receives a real SIGINT in the middle of its third step."""
@@ -496,7 +496,7 @@ def test_a_signal_inside_an_asyncio_callback_unwinds_instead_of_being_logged(cap
     import asyncio
 
     from dqnkit.errors import Interrupted
-    from dqnkit.train.processes import InterruptSignals
+    from dqnkit.signals import InterruptSignals
 
     async def wait_a_while() -> None:
         asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGINT)
@@ -517,7 +517,7 @@ def test_a_signal_inside_an_asyncio_callback_unwinds_instead_of_being_logged(cap
 def test_a_signal_before_training_starts_exits_with_its_own_code(capsys: pytest.CaptureFixture[str]) -> None:
     """A SIGTERM while dqn-train still builds its envs ends the command as 128 + 15, one line, no traceback."""
     from dqnkit.errors import run_command
-    from dqnkit.train.processes import InterruptSignals
+    from dqnkit.signals import InterruptSignals
 
     def builds_envs() -> int:
         os.kill(os.getpid(), signal.SIGTERM)

@@ -8,8 +8,9 @@ import sys
 from typing import Any
 
 from dqnkit.cli.common import add_set_option, finite_float, make_parser, non_negative_int, positive_int, seed_list
-from dqnkit.errors import UserError, run_command, stop_on_signals
+from dqnkit.errors import UserError, run_command
 from dqnkit.nodes import ROLES, Node, default_role, tcp_address  # stdlib only: --help stays fast
+from dqnkit.signals import stop_on_signals
 
 EPILOG = """\
 examples:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from dqnkit.cli.common import add_set_option, make_parser, positive_int
-from dqnkit.errors import run_command, stop_on_signals
+from dqnkit.errors import run_command
+from dqnkit.signals import stop_on_signals
 
 EPILOG = """\
 examples:

@@ -49,11 +49,11 @@ from dqnkit.errors import TrainingFailed, UserError, interrupting_signal
 from dqnkit.nodes import Node
 from dqnkit.progress import ProgressLine
 from dqnkit.quiet import mute_ding_logging
+from dqnkit.signals import InterruptSignals
 from dqnkit.train import distributed
 from dqnkit.train.background_eval import BackgroundEvaluation, eval_policy
 from dqnkit.train.plan import RunPlan, TrainOptions, plan_run
 from dqnkit.train.processes import (
-    InterruptSignals,
     close_env,
     denormals_flushed,
     late_signals_ignored,

@@ -11,18 +11,7 @@ from typing import Any
 
 import torch
 
-from dqnkit.errors import STOP_SIGNALS, Interrupted
-
-
-@contextmanager
-def signal_handlers(handlers: dict[signal.Signals, Any]) -> Iterator[None]:
-    """Install these handlers for the duration of the block, then restore the previous ones."""
-    previous = {s: signal.signal(s, h) for s, h in handlers.items()}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+from dqnkit.signals import STOP_SIGNALS, signal_handlers
 
 
 def late_signals_ignored() -> Any:
@@ -35,41 +24,6 @@ def worker_signals() -> Any:
     trainer alone decides how to stop and closes them after its final checkpoint. SIGTERM keeps its default, so
     `terminate()` still ends a worker; a worker whose trainer died exits when its pipe closes."""
     return signal_handlers({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_DFL})
-
-
-class InterruptSignals:
-    """SIGINT and SIGTERM raise Interrupted, so that training unwinds through the normal stop path, and are
-    remembered: DI-engine's in-process env manager catches whatever an env step or reset raises (KeyboardInterrupt
-    included) and raises a RuntimeError of its own instead, which must still end the run as interrupted.
-
-    Only the first signal raises: the stop path it starts (final checkpoint, summary) must not be cut short by a
-    second Ctrl-C or by the SIGINT a supervisor forwards after a terminal's. Made `deferring`, a signal is only
-    remembered until `raise_from_now_on()`: from the moment a run folder exists until the run can save a final
-    checkpoint, an interrupt must wait for that checkpoint."""
-
-    def __init__(self, deferring: bool = False) -> None:
-        self.signum: int | None = None
-        self._deferring = deferring
-        self._handlers = signal_handlers({s: self._raise for s in STOP_SIGNALS})
-
-    def _raise(self, signum: int, _frame: Any) -> None:
-        if self.signum is not None:
-            return
-        self.signum = signum
-        if not self._deferring:
-            raise Interrupted(signum)
-
-    def raise_from_now_on(self) -> int | None:
-        """The end of deferring; returns the signal that came meanwhile, if one did."""
-        self._deferring = False
-        return self.signum
-
-    def __enter__(self) -> InterruptSignals:
-        self._handlers.__enter__()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._handlers.__exit__(*exc_info)
 
 
 @contextmanager

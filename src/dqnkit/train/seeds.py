@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from dqnkit import runfolder
+from dqnkit import runfolder, signals
 from dqnkit.aggregate import interquartile_mean
 from dqnkit.errors import UserError, interrupting_signal
 from dqnkit.progress import clear_line, format_duration, redraw
@@ -120,7 +120,8 @@ def start(run: SeedRun, child_args: list[str]) -> None:
     args = [*child_args, "--seed", str(run.seed), "--exp-name", run.run_dir.name, "--quiet"]
     run.stderr = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the run; closed by the OS at exit
     command = [sys.executable, "-m", "dqnkit.cli.train", *args]
-    run.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=run.stderr)
+    with signals.held():  # an interrupt now must find the run's process known, to stop it
+        run.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=run.stderr)
 
 
 def _run_all(runs: list[SeedRun], child_args: list[str], parallel: int) -> None:

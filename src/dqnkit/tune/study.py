@@ -27,8 +27,8 @@ from dqnkit.config import to_plain
 from dqnkit.errors import UserError
 from dqnkit.progress import print_line, redraw
 from dqnkit.runfolder import require_plain_name
+from dqnkit.signals import InterruptSignals
 from dqnkit.train.plan import TrainOptions, plan_run, run_name
-from dqnkit.train.processes import InterruptSignals
 from dqnkit.train.seeds import SeedRun
 from dqnkit.tune import report
 from dqnkit.tune.objective import OBJECTIVES, trial_value
