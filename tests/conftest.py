@@ -84,11 +84,10 @@ def assert_user_error(result: Result, *fragments: str) -> None:
         assert fragment in lines[0], lines[0]
 
 
-def start_train(args: list[str], cwd: Path, prefix: list[str] | None = None) -> subprocess.Popen[str]:
-    """dqn-train in its own session, as a terminal would run it (signals can go to the whole group); `prefix` runs
-    it through another command (e.g. `ip netns exec NS`)."""
+def start_in_session(command: list[str], cwd: Path) -> subprocess.Popen[str]:
+    """A command in its own session, as a terminal would run it (signals can go to the whole group)."""
     return subprocess.Popen(
-        [*(prefix or []), str(BIN / "dqn-train"), *args],
+        command,
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -96,6 +95,11 @@ def start_train(args: list[str], cwd: Path, prefix: list[str] | None = None) -> 
         start_new_session=True,
         env={**os.environ, "SDL_VIDEODRIVER": "dummy"},
     )
+
+
+def start_train(args: list[str], cwd: Path, prefix: list[str] | None = None) -> subprocess.Popen[str]:
+    """dqn-train in its own session; `prefix` runs it through another command (e.g. `ip netns exec NS`)."""
+    return start_in_session([*(prefix or []), str(BIN / "dqn-train"), *args], cwd)
 
 
 def wait_while_training(

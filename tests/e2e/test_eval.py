@@ -266,6 +266,29 @@ def test_plot_of_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     assert_user_error(cli("dqn-plot", str(tmp_path), "--out", str(tmp_path / "x.png")), "no metrics.csv")
 
 
+@pytest.mark.contract
+@pytest.mark.parametrize(
+    ("runs", "out", "fragment"),
+    [
+        (["a_run", "missing"], "x.png", "missing has no metrics.csv"),
+        (["a_run", "a_file"], "x.png", "a_file has no metrics.csv"),
+        (["a_run"], "x.txt", "--out x.txt: the file must end in .png"),
+        (["a_run"], "a_file/x.png", "--out a_file/x.png: a_file is not a folder"),
+        (["a_run"], "nowhere/x.png", "--out nowhere/x.png: nowhere does not exist"),
+    ],
+)
+def test_aggregate_plot_mistakes_are_one_line_before_any_drawing(
+    tmp_path: Path, runs: list[str], out: str, fragment: str
+) -> None:
+    (tmp_path / "a_run").mkdir()
+    header = "env_step,train_iter,wall_seconds,eval_mean,eval_std,eval_min,eval_max,loss"
+    (tmp_path / "a_run" / "metrics.csv").write_text(f"{header}\n10,1,0.5,1.0,0.0,1.0,1.0,0.1\n")
+    (tmp_path / "a_file").write_text("")
+    result = cli("dqn-plot", *runs, "--aggregate", "--out", out, cwd=tmp_path)
+    assert_user_error(result, fragment)
+    assert not list(tmp_path.glob("**/*.png"))
+
+
 def test_lunarlander_v2_without_decorative_particles_plays_bit_identical_episodes() -> None:
     """dqnkit's LunarLander-v2 creates no flame particles (3x faster physics): every observation and reward must
     equal gym's own env, under gym's heuristic lander (landings, leg contacts) and under random actions (crashes,

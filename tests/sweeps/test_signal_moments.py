@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, CONFIGS, cli, wait_gone
+from conftest import BIN, CONFIGS, cli, start_in_session, wait_gone
 from dqnkit.checkpoint import load_checkpoint
 
 pytestmark = [pytest.mark.sweep, pytest.mark.timeout(900)]
@@ -59,15 +59,7 @@ def _rows(metrics: Path) -> int:
 def _signal_at(command: list[str], cwd: Path, delay: float, sig: int) -> tuple[int, str]:
     """Start `command` in a session of its own, send `sig` after `delay` seconds (SIGINT to the group as a terminal
     does, SIGTERM to the command alone), and return its exit code and stderr once it and its children are gone."""
-    proc = subprocess.Popen(
-        command,
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "SDL_VIDEODRIVER": "dummy"},
-    )
+    proc = start_in_session(command, cwd)
     time.sleep(delay)
     if proc.poll() is None:
         if sig == signal.SIGINT:
@@ -78,6 +70,16 @@ def _signal_at(command: list[str], cwd: Path, delay: float, sig: int) -> tuple[i
     left = wait_gone(proc.pid, timeout=30)
     assert left == [], f"processes left after {signal.Signals(sig).name} at {delay:.2f} s: {left}\n{err}"
     return proc.returncode, err
+
+
+def _moment(command: list[str], cwd: Path, delay: float, sig: int, folders: Callable[[], list[Path]]) -> str:
+    """One moment: the exit code checked and every run folder `folders` finds afterwards; returns stderr."""
+    code, err = _signal_at(command, cwd, delay, sig)
+    moment = f"{signal.Signals(sig).name} at {delay:.2f} s"
+    _assert_exit(code, sig, err, moment)
+    for folder in folders():
+        _assert_consistent(folder, code, sig, err, f"{folder.name}, {moment}")
+    return err
 
 
 def _assert_consistent(run: Path, code: int, sig: int, err: str, moment: str) -> None:
@@ -114,22 +116,6 @@ def _sweep(span_s: float, run_once: Callable[[int, float, int], bool]) -> None:
     assert any(folders) and not all(folders), f"run folders after each moment: {folders}"
 
 
-def test_dqn_train_at_30_moments(tmp_path: Path) -> None:
-    command = [str(BIN / "dqn-train"), *CARTPOLE, "--exp-name", "r"]
-    span = _span(command, tmp_path / "calibration", lambda: _rows(tmp_path / "calibration/runs/r/metrics.csv") > 0)
-
-    def run_once(i: int, delay: float, sig: int) -> bool:
-        cwd = tmp_path / f"m{i}"
-        cwd.mkdir()
-        code, err = _signal_at(command, cwd, delay, sig)
-        moment = f"{signal.Signals(sig).name} at {delay:.2f} s"
-        _assert_exit(code, sig, err, moment)
-        _assert_consistent(cwd / "runs" / "r", code, sig, err, moment)
-        return (cwd / "runs" / "r").exists()
-
-    _sweep(span, run_once)
-
-
 def test_dqn_train_resume_at_30_moments(tmp_path: Path) -> None:
     first = cli("dqn-train", *CARTPOLE, "--exp-name", "r", "--max-train-iters", "150", "--quiet", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
@@ -145,49 +131,40 @@ def test_dqn_train_resume_at_30_moments(tmp_path: Path) -> None:
 
     def run_once(i: int, delay: float, sig: int) -> bool:
         run = tmp_path / f"copy{i}"
-        code, err = _signal_at(resume(run), tmp_path, delay, sig)
-        moment = f"{signal.Signals(sig).name} at {delay:.2f} s"
-        _assert_exit(code, sig, err, moment)
-        _assert_consistent(run, code, sig, err, moment)
-        assert load_checkpoint(run / "final.pth.tar")["train_iter"] >= before["train_iter"], moment
+        err = _moment(resume(run), tmp_path, delay, sig, lambda: [run])
+        assert load_checkpoint(run / "final.pth.tar")["train_iter"] >= before["train_iter"]
         return "resuming" in err  # the folder always exists: whether the resume got as far as starting
 
     _sweep(span, run_once)
 
 
-def test_dqn_train_seeds_at_30_moments(tmp_path: Path) -> None:
-    command = [str(BIN / "dqn-train"), *CARTPOLE, "--seeds", "0-1", "--parallel", "2", "--exp-name", "s"]
-    runs = tmp_path / "calibration" / "runs"
-    span = _span(command, tmp_path / "calibration", lambda: min(_rows(runs / f"s_seed{s}/metrics.csv") for s in (0, 1)))
-
-    def run_once(i: int, delay: float, sig: int) -> bool:
-        cwd = tmp_path / f"m{i}"
-        cwd.mkdir()
-        code, err = _signal_at(command, cwd, delay, sig)
-        moment = f"{signal.Signals(sig).name} at {delay:.2f} s"
-        _assert_exit(code, sig, err, moment)
-        for seed in (0, 1):
-            _assert_consistent(cwd / "runs" / f"s_seed{seed}", code, sig, err, f"seed {seed}, {moment}")
-        return (cwd / "runs" / "s_seed0").exists()
-
-    _sweep(span, run_once)
+SEEDS = ["--seeds", "0-1", "--parallel", "2", "--exp-name", "s"]
+TUNE = ["--config", str(CONFIGS / "cartpole.py"), "--seeds", "2", "--trials", "1", "--max-env-steps", "3000"]
 
 
-def test_dqn_tune_at_30_moments(tmp_path: Path) -> None:
-    tiny = ["--seeds", "2", "--trials", "1", "--max-env-steps", "3000"]
-    command = [str(BIN / "dqn-tune"), "--config", str(CONFIGS / "cartpole.py"), *tiny]
+@pytest.mark.parametrize(
+    ("command", "folders", "training"),
+    [
+        (["dqn-train", *CARTPOLE, "--exp-name", "r"], "runs/r", 1),
+        (["dqn-train", *CARTPOLE, *SEEDS], "runs/s_seed*", 2),
+        (["dqn-tune", *TUNE], "studies/*/trials/*/seed*", 1),
+    ],
+    ids=["dqn-train", "dqn-train --seeds", "dqn-tune"],
+)
+def test_a_command_at_30_moments(tmp_path: Path, command: list[str], folders: str, training: int) -> None:
+    """`folders`: where the command's run folders go; `training`: how many of them train once it is under way."""
+    command = [str(BIN / command[0]), *command[1:]]
+
+    def under_way(cwd: Path) -> bool:
+        return sum(_rows(folder / "metrics.csv") > 0 for folder in cwd.glob(folders)) >= training
+
     calibration = tmp_path / "calibration"
-    seeds = calibration / "studies" / "cartpole_dqn" / "trials" / "trial_0000"
-    span = _span(command, calibration, lambda: any(map(_rows, seeds.glob("seed*/metrics.csv"))))
+    span = _span(command, calibration, lambda: under_way(calibration))
 
     def run_once(i: int, delay: float, sig: int) -> bool:
         cwd = tmp_path / f"m{i}"
         cwd.mkdir()
-        code, err = _signal_at(command, cwd, delay, sig)
-        moment = f"{signal.Signals(sig).name} at {delay:.2f} s"
-        _assert_exit(code, sig, err, moment)
-        for seed_dir in sorted(cwd.glob("studies/*/trials/*/seed*")):
-            _assert_consistent(seed_dir, code, sig, err, f"{seed_dir.name}, {moment}")
-        return bool(list(cwd.glob("studies/*/trials/*/seed*")))
+        _moment(command, cwd, delay, sig, lambda: sorted(cwd.glob(folders)))
+        return bool(list(cwd.glob(folders)))
 
     _sweep(span, run_once)

@@ -46,3 +46,15 @@ def test_an_evaluation_lands_in_dings_context_as_interaction_evaluator_leaves_it
     ctx = EasyDict()
     Evaluation(1, 2, 3.0, 4.0, 1.0, 5.0, {"w": torch.zeros(1)}).put_in(ctx)
     assert (ctx.eval_value, ctx.eval_value_std, ctx.eval_value_min, ctx.eval_value_max) == (3.0, 4.0, 1.0, 5.0)
+
+
+def test_a_resumed_run_seeds_its_envs_apart_from_the_first_run() -> None:
+    """A resumed run's collector envs must not start the episodes the run started with (its exploration would
+    repeat); the seed drawn is the same for the same checkpoint, and differs by the env step resumed at."""
+    from dqnkit.train.pipeline import env_seed
+
+    assert env_seed(7, None) == 7
+    resumed = {env_step: env_seed(7, {"env_step": env_step}) for env_step in (1000, 2000)}
+    assert 7 not in resumed.values() and len(set(resumed.values())) == 2
+    assert env_seed(7, {"env_step": 1000}) == resumed[1000]
+    assert all(0 <= seed < 2**30 for seed in resumed.values())
