@@ -126,6 +126,19 @@ def wait_for_rows(metrics: Path, rows: int, proc: subprocess.Popen[str], timeout
     )
 
 
+def all_checkpoints_load(run: Path) -> list[Path]:
+    """The run folder's checkpoints, each loaded as dqnkit does (content checksum) and as torch does (weights only)."""
+    import torch
+
+    from dqnkit.checkpoint import load_checkpoint
+
+    checkpoints = sorted(run.glob("*.pth.tar"))
+    for path in checkpoints:
+        load_checkpoint(path)
+        torch.load(path, map_location="cpu", weights_only=True)
+    return checkpoints
+
+
 def session_processes(sid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "-s", str(sid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
