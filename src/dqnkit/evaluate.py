@@ -7,7 +7,6 @@ torch nor DI-engine.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import statistics
@@ -15,125 +14,22 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dqnkit import runfolder
+from dqnkit.actions import explore, greedy
 from dqnkit.atari import ATARI_EPSILON, atari_game, human_normalized
-from dqnkit.envs import EnvRef, make_raw_env, require_fit, takes_frames
+from dqnkit.envs import EnvRef, make_raw_env, require_fit
 from dqnkit.errors import UserError
+from dqnkit.runtime import Model, open_model
 from dqnkit.validate import writable_file
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 
 
 # --- agents ------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Agent:
-    kind: str  # "checkpoint" | "torchscript" | "onnx"
-    path: Path
-    meta: dict[str, Any]
-    q_values: Callable[[np.ndarray], np.ndarray]  # obs float32 [B, d] or uint8 frames [B, 4, 84, 84] -> q [B, n]
-
-    @property
-    def env_id(self) -> str:
-        return str(self.meta["env_id"])
-
-    @cached_property
-    def env_ref(self) -> EnvRef:
-        """The env the agent was trained on, from its metadata (exports before dqnkit 0.x recorded the id only)."""
-        recorded = self.meta.get("env") or {"env_id": self.meta["env_id"], "atari": self.meta.get("atari")}
-        return EnvRef.of(recorded)
-
-    @cached_property
-    def input_dtype(self) -> type[np.generic]:
-        """uint8 for frame stacks (the network scales them itself), float32 for vectors."""
-        return np.uint8 if takes_frames(self.meta["obs_shape"]) else np.float32
-
-    def as_input(self, obs: Any) -> np.ndarray:
-        return np.asarray(obs, dtype=self.input_dtype)
-
-
-def _onnx_agent(path: Path) -> Agent:
-    import onnxruntime as ort
-
-    try:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # batch-1 latency: threads cost more than they give
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        raw = session.get_modelmeta().custom_metadata_map.get("dqnkit_metadata")
-    except Exception as e:  # onnxruntime raises its own exception types for bad files
-        raise UserError(f"{path} is not a valid ONNX model ({type(e).__name__})") from e
-    if raw is None:
-        raise UserError(f"{path} is an ONNX model without dqnkit metadata; export it with dqn-export")
-    meta = json.loads(raw)
-
-    def q_values(obs: np.ndarray) -> np.ndarray:
-        return session.run(["q_values"], {"obs": obs})[0]
-
-    return Agent("onnx", path, meta, q_values)
-
-
-def _torchscript_agent(path: Path) -> Agent:
-    import torch
-
-    extra = {"dqnkit_metadata.json": ""}
-    try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-        meta = json.loads(extra["dqnkit_metadata.json"])
-    except Exception as e:  # torch.jit.load raises RuntimeError and friends for non-TorchScript input
-        raise UserError(f"{path} is not a dqnkit TorchScript model ({type(e).__name__})") from e
-
-    def q_values(obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return module(torch.from_numpy(obs))[0].numpy()
-
-    return Agent("torchscript", path, meta, q_values)
-
-
-def _checkpoint_agent(path: Path, config_path: str | Path | None = None) -> Agent:
-    import torch
-
-    from dqnkit.envs import env_facts
-    from dqnkit.network import load_network
-
-    net = load_network(path, config_path)
-    q = net.q_module()  # IQN: at the fractions dqn-export uses by default
-    facts = env_facts(net.env_ref)
-    meta = {
-        "env_id": net.env_id,
-        "env": net.env_ref.recorded(),
-        "obs_shape": net.obs_shape,
-        "action_count": net.action_count,
-        "reward_threshold": facts["reward_threshold"],
-        "render_fps": facts["render_fps"],
-    }
-
-    def q_values(obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return q(torch.from_numpy(obs)).numpy()
-
-    return Agent("checkpoint", net.source, meta, q_values)
-
-
-def load_agent(model: str | Path, config_path: str | Path | None = None) -> Agent:
-    """config_path: the training config, for plain DI-engine checkpoints (they store no architecture)."""
-    path = Path(model)
-    if path.is_dir():
-        return _checkpoint_agent(runfolder.find_checkpoint(path), config_path)
-    if not path.exists():
-        raise UserError(f"no such model file or run folder: {path}")
-    if path.suffix == ".onnx":
-        return _onnx_agent(path)
-    if path.suffix == ".pt":
-        return _torchscript_agent(path)
-    return _checkpoint_agent(path, config_path)
 
 
 # --- episodes ----------------------------------------------------------------------------------------------------
@@ -238,7 +134,7 @@ def summarize(episodes: list[Episode], threshold: float | None, wall_seconds: fl
 class _Slot:
     """One env and the episode it is playing."""
 
-    def __init__(self, env: Any, agent: Agent) -> None:
+    def __init__(self, env: Any, agent: Model) -> None:
         self.env = env
         self.agent = agent
         self.index = -1
@@ -255,7 +151,7 @@ class _Slot:
 
 
 def run_episodes(
-    agent: Agent,
+    agent: Model,
     env: EnvRef,
     *,
     episodes: int,
@@ -284,13 +180,11 @@ def run_episodes(
         active = list(slots)
         while active:
             batch = np.stack([s.obs for s in active])  # type: ignore[misc]
-            greedy = agent.q_values(batch).argmax(axis=1)
+            best = greedy(agent.q_values(batch))
             still_active = []
-            for slot, action in zip(active, greedy, strict=True):
+            for slot, action in zip(active, best, strict=True):
                 assert slot.rng is not None
-                if epsilon > 0 and slot.rng.random() < epsilon:
-                    action = slot.rng.integers(n_actions)
-                obs, reward, terminated, truncated, _ = slot.env.step(int(action))
+                obs, reward, terminated, truncated, _ = slot.env.step(explore(action, epsilon, slot.rng, n_actions))
                 slot.obs = agent.as_input(obs)
                 slot.total += float(reward)
                 slot.length += 1
@@ -408,7 +302,7 @@ class Window:
     abort = finish
 
 
-def _inference_threads(agent: Agent) -> AbstractContextManager[None]:
+def _inference_threads(agent: Model) -> AbstractContextManager[None]:
     """Torch agents play on one thread, as dqn-export checks them; ONNX Runtime keeps its own pool."""
     if agent.kind == "onnx":
         return nullcontext()
@@ -417,10 +311,10 @@ def _inference_threads(agent: Agent) -> AbstractContextManager[None]:
     return one_torch_thread()
 
 
-def paired_agents(models: list[str | Path], env_id: str | None, config_path: str | Path | None) -> list[Agent]:
+def paired_agents(models: list[str | Path], env_id: str | None, config_path: str | Path | None) -> list[Model]:
     """The two models of a paired comparison, loaded and checked before either plays: they must play the same env
     (the one --env names, or the one both were trained on) with inputs and actions that fit it."""
-    agents = [load_agent(model, config_path) for model in models]
+    agents = [open_model(model, config_path) for model in models]
     envs = [agent.env_ref.with_id(env_id) if env_id else agent.env_ref for agent in agents]
     if envs[0].env_id != envs[1].env_id:
         raise UserError(
@@ -433,7 +327,7 @@ def paired_agents(models: list[str | Path], env_id: str | None, config_path: str
 
 
 def evaluate(
-    model: str | Path | Agent,
+    model: str | Path | Model,
     *,
     env_id: str | None = None,
     episodes: int = 20,
@@ -447,7 +341,7 @@ def evaluate(
     config_path: str | Path | None = None,
     agent_view: bool = False,
 ) -> Report:
-    agent = model if isinstance(model, Agent) else load_agent(model, config_path)
+    agent = model if isinstance(model, Model) else open_model(model, config_path)
     env = agent.env_ref.with_id(env_id) if env_id else agent.env_ref
     env_id = env.env_id
     require_fit(env, list(agent.meta["obs_shape"]), int(agent.meta["action_count"]), str(agent.path))

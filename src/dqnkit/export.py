@@ -22,14 +22,17 @@ import numpy as np
 
 from dqnkit import checkpoint as ckpt
 from dqnkit import precision
+from dqnkit.actions import explore, greedy
 from dqnkit.envs import make_raw_env, require_fit, reset_env, step_env
 from dqnkit.errors import CheckFailed, UserError
 from dqnkit.files import atomic_write_bytes
 from dqnkit.network import IQN_FRACTIONS, LoadedNetwork, greedy_wrapper, load_network, one_torch_thread
 from dqnkit.runfolder import default_export_dir
+from dqnkit.runtime import open_bytes
 from dqnkit.validate import writable_dir
 
 FORMATS = ("torchscript", "onnx")
+VISIT_EPSILON = 0.05  # the parity rollouts' random actions: visited states with some spread
 FILENAMES = {"torchscript": "model.pt", "onnx": "model.onnx"}
 TORCHSCRIPT_METADATA = "dqnkit_metadata.json"
 ONNX_METADATA_KEY = "dqnkit_metadata"
@@ -194,38 +197,13 @@ def _visited_observations(net: LoadedNetwork, count: int, rng: np.random.Generat
             while not done and len(visited) < count:
                 obs = np.asarray(obs, dtype=net.obs_dtype)
                 visited.append(obs)
-                if rng.random() < 0.05:
-                    action = int(rng.integers(net.action_count))
-                else:
-                    with torch.no_grad():
-                        action = int(q(torch.from_numpy(obs[None])).argmax(-1).item())
-                obs, _, done, _ = step_env(env, action)
+                with torch.no_grad():
+                    best = greedy(q(torch.from_numpy(obs[None])).numpy())[0]
+                obs, _, done, _ = step_env(env, explore(best, VISIT_EPSILON, rng, net.action_count))
             episode += 1
     finally:
         env.close()
     return np.stack(visited)
-
-
-def _runner(fmt: str, blob: bytes) -> Any:
-    """A callable obs -> the model's outputs (q_values, action[, distribution]) over the exact bytes to be written."""
-    if fmt == "torchscript":
-        import torch
-
-        module = torch.jit.load(io.BytesIO(blob))
-
-        def run_ts(obs: np.ndarray) -> list[np.ndarray]:
-            with torch.no_grad():
-                return [t.numpy() for t in module(torch.from_numpy(obs))]
-
-        return run_ts
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
-
-    def run_onnx(obs: np.ndarray) -> list[np.ndarray]:
-        return list(session.run(None, {"obs": obs}))
-
-    return run_onnx
 
 
 def _batched(run: Any, obs: np.ndarray, batch: int) -> list[np.ndarray]:
@@ -236,7 +214,7 @@ def _batched(run: Any, obs: np.ndarray, batch: int) -> list[np.ndarray]:
 def check_parity(fmt: str, blob: bytes, obs: np.ndarray, ref: tuple[np.ndarray, np.ndarray | None]) -> dict[str, Any]:
     """The file's outputs against DI-engine's network: Q-values within tolerance, the same greedy action wherever
     the top two Q-values differ by more than it, and the return distribution (when exported) within its own."""
-    run = _runner(fmt, blob)
+    run = open_bytes(fmt, blob).outputs
     q_ref, dist_ref = ref
     tolerance = RELATIVE_TOLERANCE * max(1.0, float(np.abs(q_ref).max()))
     sorted_q = np.sort(q_ref, axis=1)
@@ -247,7 +225,7 @@ def check_parity(fmt: str, blob: bytes, obs: np.ndarray, ref: tuple[np.ndarray, 
         q_all, a_all, *rest = _batched(run, obs, batch)
         if q_all.dtype != np.float32 or a_all.dtype != np.int64 or q_all.shape != q_ref.shape:
             raise ParityError(f"{fmt}: outputs have dtype/shape {q_all.dtype}{q_all.shape}, {a_all.dtype}{a_all.shape}")
-        agree = a_all == q_ref.argmax(1)
+        agree = a_all == greedy(q_ref)
         result = report[f"batch_{batch}"] = {
             "max_abs_q_diff": float(np.abs(q_all.astype(np.float64) - q_ref).max()),
             "action_agreement": float(agree.mean()),
@@ -305,17 +283,17 @@ def _check_all(
 
 
 def _reduced(
-    onnx_blob: bytes, precisions: tuple[str, ...], visited: np.ndarray, meta: dict[str, Any], episodes: int, log: Any
+    onnx_blob: bytes, precisions: tuple[str, ...], visited: np.ndarray, episodes: int, log: Any
 ) -> tuple[dict[str, bytes], dict[str, Any]]:
     """The reduced-precision models that act like the fp32 one, and the check's report for each."""
     blobs: dict[str, bytes] = {}
     reports: dict[str, Any] = {}
     if not precisions:
         return blobs, reports
-    reference = precision.Reference.measure(onnx_blob, visited, meta, episodes)
+    reference = precision.Reference.measure(onnx_blob, visited, episodes)
     for name in precisions:
         blob = precision.convert(onnx_blob, name)
-        report = reports[name] = precision.check_behaviour(reference, blob, visited, meta)
+        report = reports[name] = precision.check_behaviour(reference, blob, visited)
         low, high = report["fp32_confidence_interval_95"]
         log(
             f"{precision.filename(name):<16} greedy actions agree {report['action_agreement']:.2%} on visited states; "
@@ -370,7 +348,7 @@ def export_checkpoint(
         blobs[fmt] = torchscript_bytes(net, meta) if fmt == "torchscript" else onnx_bytes(net, meta, opset)
     obs = parity_observations(net, facts, PARITY_OBSERVATIONS)
     parity = _check_all(blobs, obs, reference_outputs(net, obs, distribution), out, log)
-    reduced, behaviour = _reduced(blobs.get("onnx", b""), precisions, obs[: len(obs) // 2], meta, check_episodes, log)
+    reduced, behaviour = _reduced(blobs.get("onnx", b""), precisions, obs[: len(obs) // 2], check_episodes, log)
     named = {FILENAMES[fmt]: blob for fmt, blob in blobs.items()}
     named.update({precision.filename(name): blob for name, blob in reduced.items()})
     report = {**meta, "files": {}, "parity": parity, "reduced_precision": behaviour}

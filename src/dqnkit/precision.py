@@ -1,6 +1,7 @@
 """Reduced-precision ONNX exports (fp16, int8) with ONNX Runtime's own tools, and the check of behaviour that decides
 whether one may be written: the greedy actions it picks on states the policy visits, and the return it earns over
-the seeded episodes the fp32 model plays, within that model's 95% confidence interval. Its Q-values may differ."""
+the seeded episodes the fp32 model plays, within that model's 95% confidence interval (Student's t, as dqn-eval
+gives it). Its Q-values may differ."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from dqnkit.actions import greedy
 from dqnkit.errors import CheckFailed
+from dqnkit.evaluate import mean_interval, run_episodes
+from dqnkit.runtime import Model, open_onnx
 
 PRECISIONS = ("fp16", "int8")
 MIN_ACTION_AGREEMENT = 0.95  # on the visited parity states: where the policy's choices matter
@@ -53,47 +57,20 @@ def convert(onnx_blob: bytes, precision: str) -> bytes:
     return bytes(reduced.SerializeToString())
 
 
-@dataclass
-class Session:
-    """An ONNX Runtime session over a model's bytes, as dqn-eval runs it: one thread."""
-
-    blob: bytes
-
-    def __post_init__(self) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(self.blob, options, providers=["CPUExecutionProvider"])
-
-    def q_values(self, obs: np.ndarray) -> np.ndarray:
-        return self.session.run(["q_values"], {"obs": obs})[0]
-
-    def latency_us(self, obs: np.ndarray) -> float:
-        """Median wall time of one batch-1 call."""
-        times = []
-        for i in range(LATENCY_CALLS):
-            row = obs[i % len(obs)][None]
-            started = time.perf_counter()
-            self.session.run(["q_values", "action"], {"obs": row})
-            times.append(time.perf_counter() - started)
-        return statistics.median(times) * 1e6
+def latency_us(model: Model, obs: np.ndarray) -> float:
+    """Median wall time of one batch-1 call."""
+    times = []
+    for i in range(LATENCY_CALLS):
+        row = obs[i % len(obs)][None]
+        started = time.perf_counter()
+        model.outputs(row)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1e6
 
 
-def _returns(session: Session, meta: dict[str, Any], episodes: int) -> list[float]:
-    from dqnkit.evaluate import Agent, run_episodes
-
-    agent = Agent("onnx", Path("(in memory)"), meta, session.q_values)
-    played, _ = run_episodes(agent, agent.env_ref, episodes=episodes, seed=CHECK_SEED, epsilon=0.0, n_envs=8)
+def _returns(model: Model, episodes: int) -> list[float]:
+    played, _ = run_episodes(model, model.env_ref, episodes=episodes, seed=CHECK_SEED, epsilon=0.0, n_envs=8)
     return [e.episode_return for e in played]
-
-
-def confidence_interval(returns: list[float]) -> tuple[float, float]:
-    """The 95% confidence interval of the mean return (normal approximation)."""
-    mean = statistics.fmean(returns)
-    half = 1.96 * statistics.stdev(returns) / math.sqrt(len(returns)) if len(returns) > 1 else 0.0
-    return mean - half, mean + half
 
 
 @dataclass
@@ -107,19 +84,19 @@ class Reference:
     latency_us: float
 
     @classmethod
-    def measure(cls, fp32: bytes, visited: np.ndarray, meta: dict[str, Any], episodes: int) -> Reference:
-        session = Session(fp32)
-        actions = session.q_values(visited).argmax(1)
-        return cls(actions, _returns(session, meta, episodes), len(fp32), session.latency_us(visited))
+    def measure(cls, fp32: bytes, visited: np.ndarray, episodes: int) -> Reference:
+        model = open_onnx(fp32)
+        actions = greedy(model.q_values(visited))
+        return cls(actions, _returns(model, episodes), len(fp32), latency_us(model, visited))
 
 
-def check_behaviour(reference: Reference, reduced: bytes, visited: np.ndarray, meta: dict[str, Any]) -> dict[str, Any]:
+def check_behaviour(reference: Reference, reduced: bytes, visited: np.ndarray) -> dict[str, Any]:
     """The report of `reduced` against the fp32 model; report["passed"] says whether it may be written."""
-    candidate = Session(reduced)
+    candidate = open_onnx(reduced)
     episodes = len(reference.returns)
-    agreement = float((reference.actions == candidate.q_values(visited).argmax(1)).mean())
-    low, high = confidence_interval(reference.returns)
-    mean = statistics.fmean(_returns(candidate, meta, episodes))
+    agreement = float((reference.actions == greedy(candidate.q_values(visited))).mean())
+    low, high = mean_interval(reference.returns) or (-math.inf, math.inf)
+    mean = statistics.fmean(_returns(candidate, episodes))
     return {
         "action_agreement": agreement,
         "min_action_agreement": MIN_ACTION_AGREEMENT,
@@ -130,7 +107,7 @@ def check_behaviour(reference: Reference, reduced: bytes, visited: np.ndarray, m
         "fp32_confidence_interval_95": [low, high],
         "bytes": len(reduced),
         "fp32_bytes": reference.size,
-        "batch_1_latency_us": candidate.latency_us(visited),
+        "batch_1_latency_us": latency_us(candidate, visited),
         "fp32_batch_1_latency_us": reference.latency_us,
         "passed": agreement >= MIN_ACTION_AGREEMENT and low <= mean <= high,
     }

@@ -29,6 +29,7 @@ import torch
 from ding.framework.context import OnlineRLContext
 from ding.framework.middleware import interaction_evaluator
 
+from dqnkit.actions import explore
 from dqnkit.dingext.family import ALGORITHMS
 from dqnkit.errors import TrainingFailed
 from dqnkit.quiet import mute_ding_logging
@@ -51,10 +52,9 @@ class EpsilonEval:
 
     def forward(self, obs: Any, **kwargs: Any) -> Any:
         output = self.eval_mode.forward(obs, **kwargs)
-        if self.epsilon > 0:
-            for value in output.values():
-                if self.rng.random() < self.epsilon:
-                    value["action"] = torch.as_tensor(self.rng.integers(self.action_count), dtype=value["action"].dtype)
+        for value in output.values():
+            action = explore(int(value["action"]), self.epsilon, self.rng, self.action_count)
+            value["action"] = torch.as_tensor(action, dtype=value["action"].dtype)
         return output
 
     def reset(self, *args: Any, **kwargs: Any) -> Any:
