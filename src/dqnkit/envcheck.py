@@ -1,6 +1,7 @@
 """dqn-check: an env looked at before any training. It is built as training builds it, Gymnasium's own checker
-runs on it, random actions step it, and the report says what dqnkit will make of it (inputs, network, actions,
-replay bytes a transition, env steps per second) and lists every problem found, one line each."""
+runs on it, random (legal, where it gives action masks) actions step it, and the report says what dqnkit will make
+of it (inputs, network, actions, masks, replay bytes a transition, env steps per second) and lists every problem
+found, one line each."""
 
 from __future__ import annotations
 
@@ -94,29 +95,84 @@ def _reset_reproduces(report: EnvReport, env: Any, seed: int) -> None:
         )
 
 
+@dataclass
+class _Masks:
+    """Where an env gives its legal actions (Gymnasium's info["action_mask"], sb3-contrib's env.action_masks()), as
+    found while it plays, and the first malformed mask's line."""
+
+    n_actions: int
+    sources: list[str] = field(default_factory=list)
+    problem: str | None = None
+
+    def legal(self, env: Any, info: Any, where: str) -> np.ndarray | None:
+        """The indices of the legal actions now; None when the env gives no (usable) mask."""
+        found = []
+        if isinstance(info, dict) and "action_mask" in info:
+            found.append(("info['action_mask']", info["action_mask"]))
+        method = getattr(env.unwrapped, "action_masks", None)
+        if callable(method):
+            found.append(("env.action_masks()", method()))
+        legal = None
+        for source, mask in found:
+            if source not in self.sources:
+                self.sources.append(source)
+            checked = self._check(source, np.asarray(mask), where)
+            legal = checked if legal is None else legal
+        return legal
+
+    def _check(self, source: str, mask: np.ndarray, where: str) -> np.ndarray | None:
+        binary = mask.dtype == bool or (np.issubdtype(mask.dtype, np.integer) and bool(np.isin(mask, (0, 1)).all()))
+        if mask.shape != (self.n_actions,):
+            problem = f"{where}: {source} has shape {mask.shape}, not ({self.n_actions},) for {self.n_actions} actions"
+        elif not binary:
+            problem = f"{where}: {source} holds {mask.dtype} values; a mask is bool or 0/1 integers"
+        elif not mask.any():
+            problem = f"{where}: {source} marks no action legal"
+        else:
+            return np.flatnonzero(mask)
+        self.problem = self.problem or problem
+        return None
+
+    def describe(self) -> str:
+        if not self.sources:
+            return "action masks: none found (every action legal in every state)"
+        return f"action masks: {' and '.join(self.sources)}"
+
+
+def _reset(env: Any, seed: int) -> Any:
+    """The info of a reset (gym 0.25 gives none)."""
+    out = env.reset(seed=seed)
+    return out[1] if isinstance(out, tuple) and len(out) == 2 else {}
+
+
 def _random_steps(report: EnvReport, env: Any, steps: int, seed: int) -> None:
+    """Random legal actions (where the env gives masks) for `steps` env steps."""
     rng = np.random.default_rng(seed)
-    space = env.observation_space
+    space, n_actions = env.observation_space, int(env.action_space.n)
+    masks = _Masks(n_actions)
     episodes, outside = 0, None
     started = time.perf_counter()
-    reset_env(env, seed)
+    legal = masks.legal(env, _reset(env, seed), "reset")
     for step in range(steps):
         try:
-            obs, reward, done, _ = step_env(env, int(rng.integers(env.action_space.n)))
+            action = int(rng.choice(legal)) if legal is not None else int(rng.integers(n_actions))
+            obs, reward, done, info = step_env(env, action)
             if done:
                 episodes += 1
-                reset_env(env, seed + episodes)
+                info = _reset(env, seed + episodes)
         except Exception as e:  # the user's env: its own exception, as the user would want to see it
             report.problems.append(f"env step {step}: {report.env_id} raised {_one_line(e)}")
             return
-        if outside is None:
-            outside = _outside(space, obs, step)
+        legal = masks.legal(env, info, f"env step {step}")
+        outside = outside or _outside(space, obs, step)
         if not math.isfinite(reward):
             report.problems.append(f"env step {step}: the reward is {reward}, not a finite number")
             return
     elapsed = time.perf_counter() - started
-    if outside is not None:
-        report.problems.append(outside)
+    report.problems.extend(line for line in (outside, masks.problem) if line is not None)
+    report.lines.append(masks.describe())
+    if masks.sources:
+        report.notes.append("dqn-train does not apply action masks yet: its random actions may be illegal ones")
     report.lines.append(
         f"random play: {steps:,} env steps, {episodes} episodes ended, {steps / elapsed:,.0f} env steps/s"
     )

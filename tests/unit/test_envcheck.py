@@ -29,23 +29,33 @@ class Walk(gymnasium.Env):
     def _obs(self):
         return np.array([self.pos, 1 - self.t / 20], np.float32)
 
+    def _info(self):
+        """With a mask flaw: the legal moves in info (none past the walls at +-0.3), malformed as the flaw says."""
+        if not (self.flaw or "").startswith("mask"):
+            return {}
+        mask = np.array([self.pos > -0.3, self.pos < 0.3])
+        malformed = {"mask_short": mask[:1], "mask_float": mask.astype(np.float32), "mask_none": mask & False}
+        return {"action_mask": malformed.get(self.flaw, mask)}
+
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self.resets += 1
         self.pos = 0.01 * self.resets if self.flaw == "reset" else float(self.np_random.uniform(-0.1, 0.1))
         self.t = 0
-        return self._obs(), {}
+        return self._obs(), self._info()
 
     def step(self, action):
         self.t += 1
         if self.flaw == "raise" and self.t == 4:
             raise ValueError("illegal move 1 at this position")
+        if self.flaw == "masked" and not self._info()["action_mask"][action]:
+            raise ValueError(f"illegal move {action} at {self.pos:.2f}")
         self.pos += 0.1 if action else -0.1
         if self.flaw == "outside" and self.t == 3:
             self.pos = 7.5
         done = abs(self.pos) >= 1 or self.t >= 20
         self.pos = float(np.clip(self.pos, -1, 1)) if self.flaw != "outside" else self.pos
-        return self._obs(), float(action), done and self.t < 20, self.t >= 20, {}
+        return self._obs(), float(action), done and self.t < 20, self.t >= 20, self._info()
 '''
 
 
@@ -66,7 +76,14 @@ def test_a_sound_env_gets_what_dqnkit_builds_and_no_problem(walk_root: str) -> N
     assert report.lines[0] == "observations: 2 float32 values -> an MLP (policy.model.encoder_hidden_size_list)"
     assert report.lines[1] == f"replay: {transition_bytes(2, 3)} bytes a transition"
     assert report.lines[2] == "actions: 2 (Discrete) -> 2 Q-values"
+    assert report.lines[-2] == "action masks: none found (every action legal in every state)"
     assert report.lines[-1].startswith("random play: 200 env steps, ")
+
+
+def test_an_env_that_raises_on_illegal_actions_plays_its_legal_ones(walk_root: str) -> None:
+    report = _check(walk_root, "masked")
+    assert report.problems == [] and "action masks: info['action_mask']" in report.lines
+    assert "dqn-train does not apply action masks yet: its random actions may be illegal ones" in report.notes
 
 
 @pytest.mark.parametrize(
@@ -75,6 +92,9 @@ def test_a_sound_env_gets_what_dqnkit_builds_and_no_problem(walk_root: str) -> N
         ("raise", "env step 3: walkenvs:Walk raised ValueError: illegal move 1 at this position"),
         ("outside", "env step 2: observation entry 0 is 7.5"),
         ("reset", "reset(seed=0) twice gave different first observations"),
+        ("mask_short", "reset: info['action_mask'] has shape (1,), not (2,) for 2 actions"),
+        ("mask_float", "reset: info['action_mask'] holds float32 values; a mask is bool or 0/1 integers"),
+        ("mask_none", "reset: info['action_mask'] marks no action legal"),
     ],
 )
 def test_each_flaw_is_one_line(walk_root: str, flaw: str, problem: str) -> None:
