@@ -19,6 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
+WALK_ENVS = REPO / "tests" / "envs" / "walkenvs.py"  # walkenvs:Walk, with a flaw where a test asks for one
 BIN = Path(sys.executable).parent
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from dqnkit.envguard import guard
 from dqnkit.errors import UserError
 from dqnkit.quiet import quiet_output, silence_warnings
 
@@ -173,7 +174,7 @@ def make_ding_env(ref: EnvRef, training: bool = True) -> Any:
         else:
             raw = gymnasium.make(env_id, **kwargs)
     mute_ding_logging()
-    return DingEnvWrapper(raw, cfg=EasyDict({"env_id": env_id}))
+    return DingEnvWrapper(guard(raw, env_id), cfg=EasyDict({"env_id": env_id}))
 
 
 def _check_spaces(env_id: str, env: Any) -> None:

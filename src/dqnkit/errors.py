@@ -17,7 +17,12 @@ class UserError(Exception):
 
 class TrainingFailed(Exception):
     """Training stopped on a failure that is not the user's input (e.g. an env worker died); the CLI prints one
-    line and exits with code 1. The run folder already holds final.pth.tar and summary.json when it is raised."""
+    line and exits with code 1. The run folder already holds final.pth.tar and summary.json when it is raised.
+    `details`: lines printed after it as they are (a user's env's own frames)."""
+
+    def __init__(self, message: str, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.details = list(details or [])
 
 
 class CheckFailed(Exception):
@@ -50,6 +55,8 @@ def run_command(prog: str, command: Callable[[], int]) -> NoReturn:
         sys.exit(USER_ERROR_EXIT)
     except (TrainingFailed, CheckFailed) as e:
         print(f"{prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        for line in getattr(e, "details", []):
+            print(line, file=sys.stderr)
         sys.exit(FAILURE_EXIT)
     except KeyboardInterrupt as e:  # dqn-train's SIGTERM handler raises one too
         print(f"{prog}: interrupted", file=sys.stderr)

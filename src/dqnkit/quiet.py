@@ -74,8 +74,21 @@ def mute_ding_logging() -> None:
         pass
 
 
+class _RetryNoise(logging.Filter):
+    """DI-engine's env managers log "Env 0 step has exceeded max retries(1)" before raising: dqnkit reports the
+    env's failure itself, once, with the env's own words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "has exceeded max retries" not in str(record.msg)
+
+
+_RETRY_NOISE = _RetryNoise()
+
+
 def _mute(logger: logging.Logger) -> None:
     # Levels on the handlers too: DI-engine's Parallel runner sets the root logger back to INFO in every node.
     logger.setLevel(logging.ERROR)
+    logger.addFilter(_RETRY_NOISE)
     for handler in logger.handlers:
         handler.setLevel(logging.ERROR)
+        handler.addFilter(_RETRY_NOISE)

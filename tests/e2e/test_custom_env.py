@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import assert_user_error, cli
+from conftest import WALK_ENVS, assert_user_error, cli
+from dqnkit.checkpoint import load_checkpoint
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
@@ -78,3 +79,42 @@ def test_a_custom_env_that_cannot_be_built_gets_one_line(
 ) -> None:
     result = cli("dqn-train", "--config", _config_with(project, env), cwd=project)
     assert_user_error(result, *fragments)
+
+
+WALK_CONFIG = """\
+main_config:
+  exp_name: walk
+  env: {env_id: "walkenvs:Walk", kwargs: {flaw: raise}, collector_env_num: 2, evaluator_env_num: 2,
+        n_evaluator_episode: 2, stop_value: 100}
+  policy:
+    cuda: false
+    model: {encoder_hidden_size_list: [32, 32]}
+    learn: {batch_size: 16}
+    collect: {n_sample: 16}
+  dqnkit: {max_env_steps: 2000}
+create_config:
+  env_manager: {type: base}
+  policy: {type: dqn}
+"""
+
+
+@pytest.mark.parametrize("manager", ["base", "subprocess"])
+def test_an_env_that_raises_stops_training_with_one_line_and_its_own_frames(tmp_path: Path, manager: str) -> None:
+    """Not DI-engine's retry log, nor its worker's traceback text: which env raised what, where, then the env's own
+    frames; exit 1 with the final checkpoint kept."""
+    shutil.copy(WALK_ENVS, tmp_path / "walkenvs.py")
+    (tmp_path / "walk.yaml").write_text(WALK_CONFIG)
+    result = cli("dqn-train", "--config", "walk.yaml", "--exp-name", "w", "--env-manager", manager, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    said = "walkenvs:Walk raised ValueError: illegal move 1 at this position in step() at step 4 of an episode"
+    lines = result.stderr.splitlines()
+    error = [i for i, line in enumerate(lines) if line.startswith("dqn-train: error:")]
+    assert len(error) == 1 and said in lines[error[0]], result.stderr
+    assert lines[error[0] + 1 :] == [
+        f'  File "{tmp_path / "walkenvs.py"}", line 37, in step',
+        '    raise ValueError("illegal move 1 at this position")',
+    ]
+    assert "Traceback" not in result.stderr and "max retries" not in result.stderr
+    run = tmp_path / "runs" / "w"
+    assert json.loads((run / "summary.json").read_text())["failure"] == said
+    assert load_checkpoint(run / "final.pth.tar")["env_step"] == 0

@@ -31,9 +31,10 @@ from ding.framework.middleware import interaction_evaluator
 
 from dqnkit.actions import explore
 from dqnkit.dingext.family import ALGORITHMS
+from dqnkit.envguard import env_failure
 from dqnkit.errors import TrainingFailed
 from dqnkit.quiet import mute_ding_logging
-from dqnkit.train.recorder import Evaluation
+from dqnkit.train.recorder import Evaluation, failure_line
 
 JOIN_SECONDS = 10.0  # how long close() waits for the child before killing it
 EPSILON_SEED_OFFSET = 200_003  # evaluation's random actions draw from a stream apart from the episode seeds
@@ -99,7 +100,8 @@ def _serve(cfg: Any, make_env: Callable[[], Any], seed_env: Callable[[Any], None
             try:
                 evaluate(ctx)
             except Exception as e:  # an env that raised: the training process stops with its message
-                conn.send({"error": f"{type(e).__name__}: {e}"})
+                env_failed = env_failure(e)
+                conn.send({"error": failure_line(e), "frames": env_failed.frames if env_failed else []})
                 return
             conn.send(
                 {
@@ -168,7 +170,7 @@ class BackgroundEvaluation:
             self._process.join(timeout=1)
             raise TrainingFailed(f"the evaluator process exited (code {self._process.exitcode})") from e
         if "error" in result:
-            raise TrainingFailed(f"evaluation failed: {result['error']}")
+            raise TrainingFailed(f"evaluation failed: {result['error']}", details=result.get("frames"))
         return Evaluation(request["env_step"], request["train_iter"], **result, model=request["model"])
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ import torch
 from dqnkit import checkpoint as ckpt
 from dqnkit import rngstate, runfolder
 from dqnkit.config import to_plain
+from dqnkit.envguard import env_failure
 from dqnkit.errors import UserError
 from dqnkit.files import remove_partial_writes
 from dqnkit.plotting import plot_runs
@@ -302,9 +303,18 @@ class RunRecorder:
         if signum is not None:
             summary["signal"] = signum
         if failure is not None:
-            first_line = (str(failure).strip().splitlines() or [""])[0][:300]
-            summary["failure"] = f"{type(failure).__name__}: {first_line}" if first_line else type(failure).__name__
+            summary["failure"] = failure_line(failure)
         return summary
+
+
+def failure_line(failure: BaseException) -> str:
+    """What stopped a run, on one line: a user env's failure as the env guard wrote it, else the exception's type
+    and its first line."""
+    env = env_failure(failure)
+    if env is not None:
+        return env.line
+    first_line = (str(failure).strip().splitlines() or [""])[0][:300]
+    return f"{type(failure).__name__}: {first_line}" if first_line else type(failure).__name__
 
 
 def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
