@@ -315,8 +315,9 @@ def _signal_handlers_restored() -> Iterator[None]:
     from dqnkit import signals
 
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    installed = list(signals._installed)
+    installed, hook = list(signals._installed), sys.unraisablehook
     yield
     for s, handler in saved.items():
         signal.signal(s, handler)
     signals._installed[:] = installed
+    sys.unraisablehook = hook

@@ -11,7 +11,10 @@ the run can save a final checkpoint, and while a child process is being started.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,7 +22,9 @@ from typing import Any
 from dqnkit.errors import Interrupted
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RESEND_S = 0.05  # how long after a swallowed interrupt its signal comes again
 _installed: list[InterruptSignals] = []  # innermost last: what `held()` applies to
+_hooks: list[Any] = []  # sys.unraisablehook as it was before the first handler went in
 
 
 @contextmanager
@@ -66,6 +71,9 @@ class InterruptSignals:
             raise Interrupted(self.signum)
 
     def __enter__(self) -> InterruptSignals:
+        if not _installed:
+            _hooks[:] = [sys.unraisablehook]
+            sys.unraisablehook = _raise_swallowed_again
         self._handlers.__enter__()
         _installed.append(self)
         return self
@@ -73,8 +81,25 @@ class InterruptSignals:
     def __exit__(self, *exc_info: Any) -> None:
         _installed.remove(self)
         self._handlers.__exit__(*exc_info)
+        if not _installed:
+            sys.unraisablehook = _hooks.pop()
         if self.signum is not None and _installed and _installed[-1].signum is None:
             _installed[-1].signum = self.signum  # the handler back in place is stopping too: the next one is late
+
+
+def _raise_swallowed_again(unraisable: Any) -> None:
+    """Python swallows what a weakref callback or a __del__ raises ("Exception ignored in ..."): an Interrupted that
+    a signal handler raised there (during a garbage collection, say) would be lost, and the stop it starts would
+    never happen. The signal is raised again instead, to land wherever the program goes on."""
+    error = unraisable.exc_value
+    if isinstance(error, Interrupted) and _installed:
+        _installed[-1].signum = None  # the handler in place raised it: let it raise once more
+        # From another thread, a moment later: raised here, in the hook, it would be swallowed the same way.
+        resend = threading.Timer(RESEND_S, os.kill, args=(os.getpid(), error.signum))
+        resend.daemon = True
+        resend.start()
+        return
+    _hooks[0](unraisable)
 
 
 def stop_on_signals() -> None:

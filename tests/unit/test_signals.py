@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -46,3 +47,23 @@ def test_a_handler_restored_after_an_interrupt_treats_the_next_signal_as_late() 
             os.kill(os.getpid(), signal.SIGTERM)
         assert outer.signum == signal.SIGTERM
         os.kill(os.getpid(), signal.SIGINT)  # would have raised in the middle of the command's closing words
+
+
+def test_an_interrupt_swallowed_inside_a_finalizer_is_raised_again_where_the_program_goes_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Python swallows what a __del__ raises (a garbage collection can run one at any moment): the handler's
+    Interrupted must not be lost there."""
+    ran = []
+
+    class Finalized:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs before __del__ returns
+            ran.append("__del__ went on")
+
+    with pytest.raises(Interrupted), InterruptSignals():
+        Finalized()  # collected at once
+        ran.append("the program went on")
+        time.sleep(5)  # the signal comes again within RESEND_S
+    assert ran == ["the program went on"]  # __del__ was cut at the signal, the program was not
+    assert "Exception ignored" not in capsys.readouterr().err
