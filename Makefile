@@ -21,7 +21,7 @@ train: $(STAMP)
 
 # Everything: in-process unit tests first, then the real commands end to end.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest --durations=15 $(ARGS)
 
 # The unit tests and each command's one-line error contract from the command line.
 test-fast: $(STAMP)

@@ -78,7 +78,7 @@ def exports(run: dict[str, Any], episodes: int) -> dict[str, Any]:
     meta = build_metadata(net, facts)
     fp32 = onnx_bytes(net, meta, DEFAULT_OPSET)
     visited = parity_observations(net, facts, PARITY_OBSERVATIONS)[: PARITY_OBSERVATIONS // 2]
-    reference = precision.Reference.measure(fp32, visited, meta, episodes)
+    reference = precision.Reference.measure(fp32, visited, episodes)
     out: dict[str, Any] = {
         "fp32": {
             "bytes": reference.size,
@@ -87,7 +87,7 @@ def exports(run: dict[str, Any], episodes: int) -> dict[str, Any]:
         }
     }
     for name in precision.PRECISIONS:
-        out[name] = precision.check_behaviour(reference, precision.convert(fp32, name), visited, meta)
+        out[name] = precision.check_behaviour(reference, precision.convert(fp32, name), visited)
     return out
 
 
