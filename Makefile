@@ -28,7 +28,8 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(ARGS)
 	$(BIN)/python -m pytest tests/e2e -m contract $(ARGS)
 
-# The slower tier: each command signalled at 30 moments of its life (about 10 minutes; .ci/run runs it after test).
+# The slower tier: each command signalled at 30 moments of its life, kill -9 at random moments, fuzzed files and
+# options (about 8 minutes; .ci/run runs it after test).
 test-sweeps: $(STAMP)
 	$(BIN)/python -m pytest tests/sweeps $(ARGS)
 
