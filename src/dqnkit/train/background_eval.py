@@ -101,7 +101,8 @@ def _serve(cfg: Any, make_env: Callable[[], Any], seed_env: Callable[[Any], None
                 evaluate(ctx)
             except Exception as e:  # an env that raised: the training process stops with its message
                 env_failed = env_failure(e)
-                conn.send({"error": failure_line(e), "frames": env_failed.frames if env_failed else []})
+                with contextlib.suppress(OSError):  # the training process stopped first (its own env raised too)
+                    conn.send({"error": failure_line(e), "frames": env_failed.frames if env_failed else []})
                 return
             conn.send(
                 {
