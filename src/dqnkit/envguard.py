@@ -53,6 +53,12 @@ def env_failure(error: BaseException) -> EnvFailed | None:
     return None
 
 
+def failure_frames(error: BaseException) -> list[str]:
+    """The env's own frames behind `error`, or what a TrainingFailed already carries (none otherwise)."""
+    env = env_failure(error)
+    return env.frames if env is not None else list(getattr(error, "details", []))
+
+
 def _own_frames(error: BaseException) -> str:
     """The frames of the traceback outside installed packages, the standard library and dqnkit: the user's code."""
     frames = traceback.extract_tb(error.__traceback__)

@@ -31,7 +31,7 @@ from ding.framework.middleware import interaction_evaluator
 
 from dqnkit.actions import explore
 from dqnkit.dingext.family import ALGORITHMS
-from dqnkit.envguard import env_failure
+from dqnkit.envguard import failure_frames
 from dqnkit.errors import TrainingFailed
 from dqnkit.quiet import mute_ding_logging
 from dqnkit.train.recorder import Evaluation, failure_line
@@ -100,9 +100,8 @@ def _serve(cfg: Any, make_env: Callable[[], Any], seed_env: Callable[[Any], None
             try:
                 evaluate(ctx)
             except Exception as e:  # an env that raised: the training process stops with its message
-                env_failed = env_failure(e)
                 with contextlib.suppress(OSError):  # the training process stopped first (its own env raised too)
-                    conn.send({"error": failure_line(e), "frames": env_failed.frames if env_failed else []})
+                    conn.send({"error": failure_line(e), "frames": failure_frames(e)})
                 return
             conn.send(
                 {

@@ -44,7 +44,7 @@ from dqnkit.dingext.frames import FrameReplayBuffer, PackedFrameReplayBuffer
 from dqnkit.dingext.nstep import nstep_reward_enhancer
 from dqnkit.dingext.replay import ArrayReplayBuffer, PrioritizedReplayBuffer
 from dqnkit.dingext.speedups import fast_batch_collation, fast_tree_construction
-from dqnkit.envguard import env_failure
+from dqnkit.envguard import failure_frames
 from dqnkit.envs import EnvRef, make_ding_env, takes_frames
 from dqnkit.errors import TrainingFailed, UserError, interrupting_signal
 from dqnkit.nodes import Node
@@ -434,18 +434,15 @@ def _exit_code(outcome: Outcome, summary: dict[str, Any] | None, plan: RunPlan, 
     failure, signum = outcome.failure, outcome.signum
     if summary is None:  # a collector or evaluator node: nothing of its own to report
         if failure is not None:
-            env = env_failure(failure)
             raise TrainingFailed(
-                f"{node.name if node else 'node'} stopped: {failure_line(failure)}",
-                details=env.frames if env is not None else None,
+                f"{node.name if node else 'node'} stopped: {failure_line(failure)}", details=failure_frames(failure)
             ) from failure
         return 128 + signum if signum is not None else 0
     print_summary(summary, plan.run_dir)
     if failure is not None:
-        env = env_failure(failure)
         raise TrainingFailed(
             f"training failed: {summary['failure']}; final.pth.tar and summary.json are in {plan.run_dir} "
             f"(continue with dqn-train --resume {plan.run_dir})",
-            details=env.frames if env is not None else getattr(failure, "details", None),
+            details=failure_frames(failure),
         ) from failure
     return 128 + signum if signum is not None else 0
